@@ -1,0 +1,93 @@
+package store
+
+import (
+	"strconv"
+	"time"
+)
+
+// Message states.
+const (
+	MessageQueued    = "queued"    // accepted, not yet parsed
+	MessageProcessed = "processed" // every command in it took effect
+	MessageRejected  = "rejected"  // nothing in it could be applied; Notes say why
+)
+
+// Message is an inbound message and its envelope. Its raw bytes are kept
+// apart (see Raw).
+type Message struct {
+	ID       string    `json:"id"`
+	Remote   string    `json:"remote"`
+	HELO     string    `json:"helo"`
+	MailFrom string    `json:"mail_from"`
+	RcptTo   []string  `json:"rcpt_to"`
+	TLS      bool      `json:"tls,omitempty"`
+	Received time.Time `json:"received"`
+	Size     int       `json:"size"`
+	Status   string    `json:"status"`
+	Notes    []Note    `json:"notes,omitempty"`
+}
+
+// Note is one outcome recorded on a message by a pipeline stage.
+type Note struct {
+	Time   time.Time `json:"time"`
+	Stage  string    `json:"stage"`
+	Status string    `json:"status"`
+	Text   string    `json:"text"`
+}
+
+// maxNotes bounds the outcomes kept per message.
+const maxNotes = 50
+
+// PutMessage stores a new inbound message and its raw bytes, assigning
+// m.ID.
+func (tx *Tx) PutMessage(m *Message, raw []byte) error {
+	id, err := tx.NextID()
+	if err != nil {
+		return err
+	}
+	m.ID = strconv.FormatUint(id, 10)
+	m.Size = len(raw)
+	if m.Status == "" {
+		m.Status = MessageQueued
+	}
+	if err := tx.put(bMessages, []byte(m.ID), m); err != nil {
+		return err
+	}
+	return tx.tx.Bucket(bRaw).Put([]byte(m.ID), raw)
+}
+
+// Message reads the message id.
+func (tx *Tx) Message(id string) (*Message, error) {
+	var m Message
+	if err := tx.get(bMessages, []byte(id), &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Raw returns a copy of the raw bytes of message id.
+func (tx *Tx) Raw(id string) ([]byte, error) {
+	v := tx.tx.Bucket(bRaw).Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// NoteMessage records an outcome on message id and sets its status. A
+// message that is rejected keeps that status only while no later note
+// says it was processed.
+func (tx *Tx) NoteMessage(id string, n Note) error {
+	m, err := tx.Message(id)
+	if err != nil {
+		return err
+	}
+	if len(m.Notes) >= maxNotes {
+		m.Notes = m.Notes[len(m.Notes)-maxNotes+1:]
+	}
+	m.Notes = append(m.Notes, n)
+	if n.Status == MessageProcessed || m.Status == MessageQueued {
+		m.Status = n.Status
+	}
+	return tx.put(bMessages, []byte(id), m)
+}

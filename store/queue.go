@@ -1,0 +1,200 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Job is one item waiting in a stage's queue.
+type Job struct {
+	ID    uint64 `json:"id"`
+	Stage string `json:"stage"`
+	Kind  string `json:"kind"`
+	// Message is the inbound message this job came from, if any: outcomes
+	// are noted on it.
+	Message   string          `json:"message,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+	Created   time.Time       `json:"created"`
+	Due       time.Time       `json:"due"`
+	Attempts  int             `json:"attempts,omitempty"`
+	LastError string          `json:"last_error,omitempty"`
+	// Failed is set on dead letters: when the job was given up.
+	Failed time.Time `json:"failed,omitzero"`
+}
+
+func (j *Job) key() []byte {
+	k := timeKey(j.Due)
+	return binary.BigEndian.AppendUint64(k, j.ID)
+}
+
+func queueBucket(stage string) []byte { return []byte(queuePrefix + stage) }
+
+// Enqueue adds j to the queue of stage, due at j.Due (now when zero). It
+// assigns j.ID. Stage workers are woken once the transaction commits.
+func (tx *Tx) Enqueue(stage string, j *Job, now time.Time) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	if j.ID == 0 {
+		id, err := tx.NextID()
+		if err != nil {
+			return err
+		}
+		j.ID = id
+	}
+	j.Stage = stage
+	if j.Created.IsZero() {
+		j.Created = now
+	}
+	if j.Due.IsZero() {
+		j.Due = now
+	}
+	b, err := tx.tx.CreateBucketIfNotExists(queueBucket(stage))
+	if err != nil {
+		return fmt.Errorf("store: queue %s: %w", stage, err)
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("store: encode job: %w", err)
+	}
+	if err := b.Put(j.key(), data); err != nil {
+		return err
+	}
+	db := tx.db
+	tx.OnCommit(func() {
+		db.queueLen(stage).Add(1)
+		db.Kick(stage)
+	})
+	return nil
+}
+
+// Done removes j from its queue. It fails with ErrNotFound if j is no
+// longer there, so a job can never be completed twice.
+func (tx *Tx) Done(j *Job) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	b := tx.tx.Bucket(queueBucket(j.Stage))
+	if b == nil || b.Get(j.key()) == nil {
+		return fmt.Errorf("job %d in %s: %w", j.ID, j.Stage, ErrNotFound)
+	}
+	if err := b.Delete(j.key()); err != nil {
+		return err
+	}
+	db, stage := tx.db, j.Stage
+	tx.OnCommit(func() { db.queueLen(stage).Add(-1) })
+	return nil
+}
+
+// Retry puts j back in its queue, due at due, with one more attempt and
+// the error that failed it.
+func (tx *Tx) Retry(j *Job, due time.Time, cause string) error {
+	if err := tx.Done(j); err != nil {
+		return err
+	}
+	r := *j
+	r.Attempts++
+	r.LastError = cause
+	r.Due = due
+	if err := tx.Enqueue(j.Stage, &r, due); err != nil {
+		return err
+	}
+	*j = r
+	return nil
+}
+
+// Bury moves j from its queue to the dead-letter bucket with the error
+// that made it give up.
+func (tx *Tx) Bury(j *Job, cause string, now time.Time) error {
+	if err := tx.Done(j); err != nil {
+		return err
+	}
+	d := *j
+	d.LastError = cause
+	d.Failed = now
+	return tx.put(bDead, u64(d.ID), &d)
+}
+
+// Resurrect moves the dead letter id back to its stage's queue, due now,
+// with its attempts reset.
+func (tx *Tx) Resurrect(id uint64, now time.Time) (*Job, error) {
+	var j Job
+	if err := tx.get(bDead, u64(id), &j); err != nil {
+		return nil, err
+	}
+	if err := tx.del(bDead, u64(id)); err != nil {
+		return nil, err
+	}
+	j.Attempts, j.Failed, j.Due = 0, time.Time{}, now
+	if err := tx.Enqueue(j.Stage, &j, now); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// DeadLetters lists up to limit dead letters, oldest first, after the id
+// after (0 for the start).
+func (tx *Tx) DeadLetters(after uint64, limit int) ([]Job, error) {
+	c := tx.tx.Bucket(bDead).Cursor()
+	var out []Job
+	k, v := c.Seek(u64(after + 1))
+	for ; k != nil && len(out) < limit; k, v = c.Next() {
+		var j Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return nil, fmt.Errorf("store: decode dead letter: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// Due lists up to max jobs of stage that are due at now, earliest first,
+// leaving out those for which skip returns true (jobs being worked on).
+// next is when the earliest job that is not yet due will be, or zero.
+func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) bool) (jobs []*Job, next time.Time, err error) {
+	err = db.View(func(tx *Tx) error {
+		b := tx.tx.Bucket(queueBucket(stage))
+		if b == nil {
+			return nil
+		}
+		limit := timeKey(now)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if bytes.Compare(k[:8], limit) > 0 {
+				next = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+				return nil
+			}
+			if skip != nil && skip(binary.BigEndian.Uint64(k[8:16])) {
+				continue
+			}
+			if len(jobs) >= max {
+				return nil
+			}
+			j := new(Job)
+			if err := json.Unmarshal(v, j); err != nil {
+				return fmt.Errorf("store: decode job %x: %w", k, err)
+			}
+			jobs = append(jobs, j)
+		}
+		return nil
+	})
+	return jobs, next, err
+}
+
+// Wake returns a channel that receives a value after a job is queued for
+// stage. It has a buffer of one: a wake-up is never lost, several collapse.
+func (db *DB) Wake(stage string) <-chan struct{} { return db.wake(stage) }
+
+// Kick wakes stage's scheduler without queueing anything.
+func (db *DB) Kick(stage string) {
+	select {
+	case db.wake(stage) <- struct{}{}:
+	default:
+	}
+}
+
+// QueueLen is how many jobs wait in stage's queue (as of the last commit).
+func (db *DB) QueueLen(stage string) int64 { return db.queueLen(stage).Load() }

@@ -1,0 +1,134 @@
+package store
+
+import "errors"
+
+// Counters are the statistics kept for an event, an organizer and the
+// whole system. Each is changed in the transaction that changes what it
+// counts, so reading one never walks attendees.
+type Counters struct {
+	Organizers  int64 `json:"organizers,omitempty"` // system only
+	Events      int64 `json:"events,omitempty"`     // organizer and system
+	Attendees   int64 `json:"attendees"`
+	InvitesSent int64 `json:"invites_sent"`
+	Accepted    int64 `json:"accepted"`
+	Declined    int64 `json:"declined"`
+	Tentative   int64 `json:"tentative"`
+	Pending     int64 `json:"pending"`
+	Delegated   int64 `json:"delegated"`
+	UpdatesSent int64 `json:"updates_sent"`
+	CancelsSent int64 `json:"cancels_sent"`
+	SendFailed  int64 `json:"send_failed"`
+}
+
+// Add adds d to c.
+func (c *Counters) Add(d Counters) {
+	c.Organizers += d.Organizers
+	c.Events += d.Events
+	c.Attendees += d.Attendees
+	c.InvitesSent += d.InvitesSent
+	c.Accepted += d.Accepted
+	c.Declined += d.Declined
+	c.Tentative += d.Tentative
+	c.Pending += d.Pending
+	c.Delegated += d.Delegated
+	c.UpdatesSent += d.UpdatesSent
+	c.CancelsSent += d.CancelsSent
+	c.SendFailed += d.SendFailed
+}
+
+// AddStatus adds n to the counter of participation status s.
+func (c *Counters) AddStatus(s string, n int64) {
+	switch s {
+	case PartAccepted:
+		c.Accepted += n
+	case PartDeclined:
+		c.Declined += n
+	case PartTentative:
+		c.Tentative += n
+	case PartDelegated:
+		c.Delegated += n
+	default:
+		c.Pending += n
+	}
+}
+
+// StatusChange returns the counter change for an attendee moving from old
+// to new status.
+func StatusChange(old, new string) Counters {
+	var d Counters
+	if old != new {
+		d.AddStatus(old, -1)
+		d.AddStatus(new, 1)
+	}
+	return d
+}
+
+// Count adds d to the counters of event uid, of organizer and of the
+// system.
+func (tx *Tx) Count(uid, organizer string, d Counters) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	if d == (Counters{}) {
+		return nil
+	}
+	if uid != "" {
+		var c Counters
+		if err := tx.get(bEventStats, []byte(uid), &c); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		ev := d
+		ev.Events, ev.Organizers = 0, 0
+		c.Add(ev)
+		if err := tx.put(bEventStats, []byte(uid), &c); err != nil {
+			return err
+		}
+	}
+	if organizer != "" {
+		var c Counters
+		if err := tx.get(bOrgStats, []byte(organizer), &c); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		od := d
+		od.Organizers = 0
+		c.Add(od)
+		if err := tx.put(bOrgStats, []byte(organizer), &c); err != nil {
+			return err
+		}
+	}
+	return tx.addSystem(d)
+}
+
+func (tx *Tx) addSystem(d Counters) error {
+	var c Counters
+	if err := tx.get(bMeta, keySysStats, &c); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	c.Add(d)
+	return tx.put(bMeta, keySysStats, &c)
+}
+
+// EventStats reads the counters of event uid.
+func (tx *Tx) EventStats(uid string) (Counters, error) {
+	var c Counters
+	err := tx.get(bEventStats, []byte(uid), &c)
+	return c, err
+}
+
+// OrganizerStats reads the counters of an organizer (zero if unknown).
+func (tx *Tx) OrganizerStats(organizer string) (Counters, error) {
+	var c Counters
+	if err := tx.get(bOrgStats, []byte(organizer), &c); err != nil && !errors.Is(err, ErrNotFound) {
+		return c, err
+	}
+	return c, nil
+}
+
+// SystemStats reads the system-wide counters.
+func (tx *Tx) SystemStats() (Counters, error) {
+	var c Counters
+	if err := tx.get(bMeta, keySysStats, &c); err != nil && !errors.Is(err, ErrNotFound) {
+		return c, err
+	}
+	return c, nil
+}

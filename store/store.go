@@ -1,0 +1,341 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout version this package writes.
+const SchemaVersion = 1
+
+// Bucket names. Queues are "q:" + stage name.
+var (
+	bMeta       = []byte("meta")
+	bMessages   = []byte("messages")  // id → Message
+	bRaw        = []byte("raw")       // id → raw RFC 5322 bytes
+	bEvents     = []byte("events")    // uid → Event
+	bOrigUID    = []byte("orig_uid")  // original uid → uid
+	bAttendees  = []byte("attendees") // uid 0x00 email → Attendee
+	bTags       = []byte("tags")      // tag → uid 0x00 email
+	bEventStats = []byte("stats_event")
+	bOrgStats   = []byte("stats_org")
+	bOrgs       = []byte("organizers")   // email → Organizer
+	bOrgIndex   = []byte("idx_org")      // email 0x00 created uid → nil
+	bSysIndex   = []byte("idx_sys")      // created uid → nil
+	bSends      = []byte("sends")        // message-id → SendRecord
+	bDead       = []byte("dead")         // job id → Job
+	keySchema   = []byte("schema")       // in meta
+	keySeq      = []byte("seq")          // in meta: not used as a value, the bucket sequence is
+	keySysStats = []byte("system_stats") // in meta
+)
+
+const queuePrefix = "q:"
+
+// Options configure Open.
+type Options struct {
+	// MaxBatch caps how many Update functions share one transaction (default 1000).
+	MaxBatch int
+	// NoSync skips fsync: for throwaway benchmarks only, never in production.
+	NoSync bool
+}
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	bolt     *bolt.DB
+	maxBatch int
+
+	reqs    chan *request
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	mu     sync.Mutex
+	wakes  map[string]chan struct{}
+	qlen   map[string]*atomic.Int64
+	commit atomic.Int64 // transactions committed
+}
+
+type request struct {
+	fn   func(*Tx) error
+	done chan error
+}
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:     bdb,
+		maxBatch: opts.MaxBatch,
+		reqs:     make(chan *request),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		wakes:    make(map[string]chan struct{}),
+		qlen:     make(map[string]*atomic.Int64),
+	}
+	if db.maxBatch <= 0 {
+		db.maxBatch = 1000
+	}
+	if err := db.init(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	go db.commitLoop()
+	return db, nil
+}
+
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bMeta, bMessages, bRaw, bEvents, bOrigUID, bAttendees, bTags,
+			bEventStats, bOrgStats, bOrgs, bOrgIndex, bSysIndex, bSends, bDead} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		if v := meta.Get(keySchema); v == nil {
+			if err := meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion))); err != nil {
+				return err
+			}
+		} else if string(v) != fmt.Sprint(SchemaVersion) {
+			return fmt.Errorf("%w: file has %s, this build reads %d", ErrSchema, v, SchemaVersion)
+		}
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if stage, ok := strings.CutPrefix(string(name), queuePrefix); ok {
+				db.queueLen(stage).Store(int64(b.Stats().KeyN))
+			}
+			return nil
+		})
+	})
+}
+
+// Close waits for queued updates to commit and closes the file.
+func (db *DB) Close() error {
+	db.once.Do(func() { close(db.closing) })
+	<-db.done
+	return db.bolt.Close()
+}
+
+// Path is the file the store lives in.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Size is the size of the store file in bytes.
+func (db *DB) Size() (int64, error) {
+	fi, err := os.Stat(db.bolt.Path())
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Commits is how many write transactions have committed since Open.
+func (db *DB) Commits() int64 { return db.commit.Load() }
+
+// Update runs fn in a write transaction shared with other concurrent
+// callers and returns once that transaction is durable (or failed). If fn
+// returns an error nothing it wrote is kept, and the error is returned.
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	r := &request{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return ErrClosed
+	}
+	// Once handed over, wait for the outcome even if ctx ends: the caller
+	// must know whether its write is on disk.
+	return <-r.done
+}
+
+// View runs fn in a read-only transaction. Write methods return ErrReadOnly.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(btx *bolt.Tx) error {
+		return fn(&Tx{db: db, tx: btx})
+	})
+}
+
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	batch := make([]*request, 0, db.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-db.reqs:
+			batch = append(batch, r)
+		case <-db.closing:
+			return
+		}
+	fill:
+		for len(batch) < db.maxBatch {
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.run(batch)
+	}
+}
+
+// run commits batch in one transaction. A function that fails is answered
+// with its error and the others are run again without it.
+func (db *DB) run(batch []*request) {
+	for len(batch) > 0 {
+		failed := -1
+		var ferr error
+		var hooks []func()
+		err := db.bolt.Update(func(btx *bolt.Tx) error {
+			hooks = hooks[:0]
+			for i, r := range batch {
+				tx := &Tx{db: db, tx: btx, writable: true}
+				if err := call(r.fn, tx); err != nil {
+					failed, ferr = i, err
+					return err
+				}
+				hooks = append(hooks, tx.hooks...)
+			}
+			return nil
+		})
+		if failed >= 0 {
+			batch[failed].done <- ferr
+			batch = append(batch[:failed:failed], batch[failed+1:]...)
+			continue
+		}
+		if err == nil {
+			db.commit.Add(1)
+			for _, h := range hooks {
+				h()
+			}
+		} else {
+			err = fmt.Errorf("store: commit: %w", err)
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+}
+
+// call runs fn, turning a panic into an error so one bad function cannot
+// stop the committer.
+func call(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("store: panic in update: %v", v)
+		}
+	}()
+	return fn(tx)
+}
+
+// Tx is a transaction. Values it returns are copies and stay valid after
+// the transaction ends.
+type Tx struct {
+	db       *DB
+	tx       *bolt.Tx
+	writable bool
+	hooks    []func()
+}
+
+// OnCommit registers f to run after the transaction is durable.
+func (tx *Tx) OnCommit(f func()) { tx.hooks = append(tx.hooks, f) }
+
+// NextID returns a new id, unique in this store.
+func (tx *Tx) NextID() (uint64, error) {
+	if !tx.writable {
+		return 0, ErrReadOnly
+	}
+	return tx.tx.Bucket(bMeta).NextSequence()
+}
+
+func (tx *Tx) get(bucket, key []byte, v any) error {
+	b := tx.tx.Bucket(bucket)
+	if b == nil {
+		return ErrNotFound
+	}
+	data := b.Get(key)
+	if data == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("store: decode %s/%q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+func (tx *Tx) put(bucket, key []byte, v any) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %s: %w", bucket, err)
+	}
+	return tx.tx.Bucket(bucket).Put(key, data)
+}
+
+func (tx *Tx) del(bucket, key []byte) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	return tx.tx.Bucket(bucket).Delete(key)
+}
+
+func (tx *Tx) exists(bucket, key []byte) bool {
+	return tx.tx.Bucket(bucket).Get(key) != nil
+}
+
+// wake returns the channel that is signalled when a job is queued for stage.
+func (db *DB) wake(stage string) chan struct{} {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	c, ok := db.wakes[stage]
+	if !ok {
+		c = make(chan struct{}, 1)
+		db.wakes[stage] = c
+	}
+	return c
+}
+
+func (db *DB) queueLen(stage string) *atomic.Int64 {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n, ok := db.qlen[stage]
+	if !ok {
+		n = new(atomic.Int64)
+		db.qlen[stage] = n
+	}
+	return n
+}
+
+func u64(n uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, n)
+}
+
+func timeKey(t time.Time) []byte {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return u64(uint64(n))
+}
+
+func join(parts ...string) []byte {
+	return []byte(strings.Join(parts, "\x00"))
+}

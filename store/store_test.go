@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// openTestDB opens a store in a temp dir; on cleanup it closes it and
+// checks the file's consistency.
+func openTestDB(t testing.TB) *DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "invited.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		defer b.Close()
+		if err := b.View(func(tx *bolt.Tx) error {
+			for err := range tx.Check() {
+				return err
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("consistency check: %v", err)
+		}
+	})
+	return db
+}
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func TestUpdate_GroupCommitSharesTransactions(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := db.Update(ctx, func(tx *Tx) error {
+				return tx.PutMessage(&Message{MailFrom: fmt.Sprint(i)}, []byte("raw"))
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var count int
+	db.View(func(tx *Tx) error {
+		count = tx.tx.Bucket(bMessages).Stats().KeyN
+		return nil
+	})
+	if count != n {
+		t.Fatalf("messages = %d, want %d", count, n)
+	}
+	if c := db.Commits(); c >= n {
+		t.Errorf("commits = %d for %d concurrent updates, want fewer (shared)", c, n)
+	}
+}
+
+func TestUpdate_FailureIsIsolated(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	results := make([]error, 50)
+	for i := range results {
+		wg.Go(func() {
+			results[i] = db.Update(ctx, func(tx *Tx) error {
+				if err := tx.PutAttendee(&Attendee{UID: "e", Email: fmt.Sprintf("a%02d@x", i), Status: PartNeedsAction}); err != nil {
+					return err
+				}
+				if i%7 == 0 {
+					return boom
+				}
+				if i == 3 {
+					panic("bad update")
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	var got []string
+	db.View(func(tx *Tx) error {
+		return tx.Attendees("e", "", func(a *Attendee) (bool, error) {
+			got = append(got, a.Email)
+			return true, nil
+		})
+	})
+	want := 0
+	for i, err := range results {
+		switch {
+		case i%7 == 0:
+			if !errors.Is(err, boom) {
+				t.Errorf("update %d: err = %v, want boom", i, err)
+			}
+		case i == 3:
+			if err == nil {
+				t.Errorf("update 3 panicked but returned nil")
+			}
+		default:
+			want++
+			if err != nil {
+				t.Errorf("update %d: %v", i, err)
+			}
+		}
+	}
+	if len(got) != want {
+		t.Errorf("attendees stored = %d, want %d (failed updates must leave nothing)", len(got), want)
+	}
+}
+
+func TestQueue_DueRetryBury(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	var a, b Job
+	err := db.Update(ctx, func(tx *Tx) error {
+		a = Job{Kind: "k", Payload: []byte(`{"n":1}`)}
+		b = Job{Kind: "k", Due: t0.Add(time.Minute)}
+		if err := tx.Enqueue("parse", &a, t0); err != nil {
+			return err
+		}
+		return tx.Enqueue("parse", &b, t0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-db.Wake("parse"):
+	default:
+		t.Fatal("no wake-up after enqueue")
+	}
+	if n := db.QueueLen("parse"); n != 2 {
+		t.Fatalf("QueueLen = %d, want 2", n)
+	}
+	jobs, next, err := db.Due("parse", t0, 10, nil)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != a.ID || !next.Equal(b.Due) {
+		t.Fatalf("Due = %v, %v, %v; want job %d and next %v", jobs, next, err, a.ID, b.Due)
+	}
+	jobs, _, _ = db.Due("parse", t0, 10, func(id uint64) bool { return id == a.ID })
+	if len(jobs) != 0 {
+		t.Fatalf("Due with skip = %v, want none", jobs)
+	}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.Retry(&a, t0.Add(2*time.Minute), "try again") }); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _, _ = db.Due("parse", t0.Add(3*time.Minute), 10, nil)
+	if len(jobs) != 2 || jobs[0].ID != b.ID || jobs[1].Attempts != 1 || jobs[1].LastError != "try again" {
+		t.Fatalf("after retry Due = %+v", jobs)
+	}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.Bury(jobs[1], "gave up", t0) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.Done(jobs[1]) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Done on a buried job: %v, want ErrNotFound", err)
+	}
+	var dead []Job
+	db.View(func(tx *Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
+	if len(dead) != 1 || dead[0].LastError != "gave up" {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	if err := db.Update(ctx, func(tx *Tx) error { _, err := tx.Resurrect(dead[0].ID, t0); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.QueueLen("parse"); n != 2 {
+		t.Fatalf("QueueLen after resurrect = %d, want 2", n)
+	}
+}
+
+func TestEvents_IndexesNewestFirst(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	for i := range 25 {
+		org := "a@x"
+		if i%5 == 0 {
+			org = "b@x"
+		}
+		err := db.Update(ctx, func(tx *Tx) error {
+			return tx.CreateEvent(&Event{UID: fmt.Sprintf("u%02d", i), OriginalUID: fmt.Sprintf("o%02d", i),
+				OrganizerEmail: org, Created: t0.Add(time.Duration(i) * time.Second)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := db.Update(ctx, func(tx *Tx) error {
+		return tx.CreateEvent(&Event{UID: "dup", OriginalUID: "o03", OrganizerEmail: "a@x", Created: t0})
+	})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate original uid: %v, want ErrExists", err)
+	}
+	var all []string
+	db.View(func(tx *Tx) error {
+		cursor := ""
+		for {
+			evs, next, err := tx.OrganizerEvents("a@x", cursor, 7)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				all = append(all, e.UID)
+			}
+			if next == "" {
+				return nil
+			}
+			cursor = next
+		}
+	})
+	if len(all) != 20 || all[0] != "u24" || all[19] != "u01" {
+		t.Fatalf("organizer a events = %v", all)
+	}
+	db.View(func(tx *Tx) error {
+		evs, next, err := tx.SystemEvents("", 3)
+		if err != nil || len(evs) != 3 || evs[0].UID != "u24" || next == "" {
+			t.Errorf("system events = %v %q %v", evs, next, err)
+		}
+		if _, _, err := tx.SystemEvents("garbage!", 3); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("bad cursor: %v", err)
+		}
+		s, _ := tx.SystemStats()
+		if s.Events != 25 || s.Organizers != 2 {
+			t.Errorf("system stats = %+v", s)
+		}
+		o, _ := tx.OrganizerStats("b@x")
+		if o.Events != 5 {
+			t.Errorf("organizer b stats = %+v", o)
+		}
+		e, err := tx.EventByOriginalUID("o07")
+		if err != nil || e.UID != "u07" {
+			t.Errorf("EventByOriginalUID = %v, %v", e, err)
+		}
+		return nil
+	})
+}
+
+func TestAttendees_ResumeAfter(t *testing.T) {
+	db := openTestDB(t)
+	err := db.Update(context.Background(), func(tx *Tx) error {
+		for i := range 10 {
+			if err := tx.PutAttendee(&Attendee{UID: "e1", Email: fmt.Sprintf("p%d@x", i), Tag: fmt.Sprint("t", i)}); err != nil {
+				return err
+			}
+		}
+		return tx.PutAttendee(&Attendee{UID: "e10", Email: "other@x"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		var got []string
+		tx.Attendees("e1", "p4@x", func(a *Attendee) (bool, error) {
+			got = append(got, a.Email)
+			return len(got) < 3, nil
+		})
+		if fmt.Sprint(got) != "[p5@x p6@x p7@x]" {
+			t.Errorf("after p4 = %v", got)
+		}
+		uid, email, err := tx.TagOwner("t3")
+		if err != nil || uid != "e1" || email != "p3@x" {
+			t.Errorf("TagOwner = %q %q %v", uid, email, err)
+		}
+		return nil
+	})
+}
+
+func TestOpen_ReopenKeepsQueueLengths(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(context.Background(), func(tx *Tx) error {
+		for range 3 {
+			if err := tx.Enqueue("send", &Job{Kind: "x"}, t0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err := db.Update(context.Background(), func(*Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close: %v", err)
+	}
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := db.QueueLen("send"); n != 3 {
+		t.Fatalf("QueueLen after reopen = %d, want 3", n)
+	}
+}
