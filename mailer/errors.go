@@ -16,7 +16,8 @@ var ErrClosed = errors.New("mailer: relay closed")
 // temporary (4xx replies, connection errors, timeouts, a cancelled context).
 //
 // A 5xx reply to the connection itself (greeting, EHLO, AUTH: for example
-// 535 for a wrong relay password) is permanent too; Recipients is nil then.
+// 535 for a wrong relay password) is not permanent: it is the relay
+// configuration that is wrong, not the message.
 type PermanentError struct {
 	Code    int    // the SMTP reply code, 0 when the error was found before talking to the relay
 	Message string // the reply text, with the enhanced status code when the relay sent one
@@ -25,8 +26,6 @@ type PermanentError struct {
 	// others. It is nil when the whole message was refused.
 	Recipients []string
 	Err        error // the underlying error, if any
-
-	what string // what was refused when Recipients is nil: "message" (default) or "connection"
 }
 
 func (e *PermanentError) Error() string {
@@ -35,11 +34,7 @@ func (e *PermanentError) Error() string {
 	if len(e.Recipients) > 0 {
 		fmt.Fprintf(&b, "relay refused %s", strings.Join(e.Recipients, ", "))
 	} else if e.Code != 0 {
-		what := e.what
-		if what == "" {
-			what = "message"
-		}
-		b.WriteString("relay refused " + what)
+		b.WriteString("relay refused message")
 	}
 	if e.Code != 0 {
 		fmt.Fprintf(&b, ": %d %s", e.Code, e.Message)

@@ -446,9 +446,10 @@ func (r *Relay) dial(ctx context.Context) (*conn, error) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("mailer: connect to %s: %w", r.addr, ctxErr)
 		}
-		if pe := permanent(err, nil); pe != nil {
-			pe.what = "connection"
-			return nil, pe
+		if code := replyCode(err); code >= 500 {
+			// The relay refused us, not the message (a wrong password, say):
+			// the error stays temporary, so messages wait for the fix.
+			return nil, fmt.Errorf("mailer: relay %s refused the connection (check the relay URL and credentials): %w", r.addr, err)
 		}
 		return nil, fmt.Errorf("mailer: connect to %s: %w", r.addr, err)
 	}
