@@ -40,8 +40,9 @@ type Attendee struct {
 	Origin  string    `json:"origin"`
 	Tag     string    `json:"tag,omitempty"`
 	Created time.Time `json:"created"`
-	// Sent is when the first invite reached the relay; SentSequence is
-	// the event sequence of the last message that did.
+	// Sent is when the first invite reached the relay (zero for an
+	// attendee who only ever got updates); SentSequence is the event
+	// sequence of the last message that did.
 	Sent         time.Time `json:"sent,omitzero"`
 	SentSequence int       `json:"sent_sequence"`
 	SendError    string    `json:"send_error,omitempty"`

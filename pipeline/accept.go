@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/invited/invited/store"
+)
+
+// Envelope is the SMTP envelope of an accepted message.
+type Envelope struct {
+	Remote   string
+	HELO     string
+	MailFrom string
+	RcptTo   []string
+	TLS      bool
+}
+
+// Accept stores a received message and queues it for parsing. It returns
+// only once both are on disk, so the SMTP 250 that follows is a promise
+// kept even across a crash.
+func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id string, err error) {
+	m := &store.Message{
+		Remote:   env.Remote,
+		HELO:     env.HELO,
+		MailFrom: env.MailFrom,
+		RcptTo:   env.RcptTo,
+		TLS:      env.TLS,
+		Received: p.cfg.Now(),
+	}
+	err = p.db.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.PutMessage(m, raw); err != nil {
+			return err
+		}
+		return tx.Enqueue(StageParse, &store.Job{Kind: "message", Message: m.ID}, m.Received)
+	})
+	if err != nil {
+		return "", fmt.Errorf("pipeline: accept: %w", err)
+	}
+	return m.ID, nil
+}
+
+// Busy reports whether the inbound queues are past their high-water mark:
+// the SMTP listener then answers 451 so senders retry later.
+func (p *Pipeline) Busy() bool {
+	var n int64
+	for _, s := range []string{StageParse, StageVerify, StageCreate} {
+		n += p.db.QueueLen(s)
+	}
+	return n >= p.cfg.MaxInbound
+}
+
+// Mailbox is what a recipient address at the served domain is for.
+type Mailbox int
+
+// Mailboxes.
+const (
+	MailboxNone Mailbox = iota
+	MailboxCreate
+	MailboxRSVP
+	MailboxBulk
+)
+
+// Mailbox classifies addr: which of our mailboxes it is, and the reply tag
+// of an rsvp+TAG address. Other domains and local parts are MailboxNone.
+func (p *Pipeline) Mailbox(addr string) (Mailbox, string) {
+	local, domain, ok := strings.Cut(strings.ToLower(strings.TrimSpace(addr)), "@")
+	if !ok || domain != p.cfg.Domain {
+		return MailboxNone, ""
+	}
+	base, tag, _ := strings.Cut(local, "+")
+	switch base {
+	case p.cfg.CreateLocal:
+		return MailboxCreate, ""
+	case p.cfg.RSVPLocal:
+		return MailboxRSVP, tag
+	case p.cfg.BulkLocal:
+		return MailboxBulk, ""
+	}
+	return MailboxNone, ""
+}
+
+// ErrTooMany is returned by Invite for more invitees than MaxInvites.
+var ErrTooMany = errors.New("pipeline: too many invitees")
+
+// Invite queues invites to event uid. Rows that cannot be queued get an
+// error at their index (nil: queued); the call fails as a whole only for
+// an unknown event (store.ErrNotFound), too many rows or a store failure. Duplicates and
+// other rules are checked by the verify and create stages.
+func (p *Pipeline) Invite(ctx context.Context, uid string, rows []store.Invitee) ([]error, error) {
+	if len(rows) > p.cfg.MaxInvites {
+		return nil, fmt.Errorf("%w: %d rows, at most %d", ErrTooMany, len(rows), p.cfg.MaxInvites)
+	}
+	errs := make([]error, len(rows))
+	var jobs []*store.Job
+	seen := make(map[string]bool, len(rows))
+	now := p.cfg.Now()
+	for i, r := range rows {
+		email, err := NormalizeEmail(r.Email)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if seen[email] {
+			errs[i] = errors.New("duplicate row")
+			continue
+		}
+		seen[email] = true
+		payload, err := json.Marshal(inviteJob{UID: uid, Email: email, Name: cleanName(r.Name), Origin: r.Origin})
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, &store.Job{Kind: kindInvite, Payload: payload})
+	}
+	err := p.db.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Event(uid); err != nil {
+			return fmt.Errorf("event %q: %w", uid, err)
+		}
+		for _, j := range jobs {
+			j.ID = 0
+			if err := tx.Enqueue(StageVerify, j, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// NormalizeEmail checks a bare address and returns it lower-cased.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>\",;\r\n\t\x00") {
+		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || !strings.Contains(s, "@") || strings.HasPrefix(s, "@") || strings.HasSuffix(s, "@") {
+		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+	}
+	local, domain, _ := strings.Cut(s, "@")
+	if !strings.Contains(domain, ".") && domain != "localhost" || len(local) > 64 {
+		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+	}
+	return strings.ToLower(s), nil
+}
+
+// cleanName drops control characters and bounds a display name.
+func cleanName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	return truncate(strings.TrimSpace(s), 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8Start(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// nowOr returns t, or now when t is zero.
+func nowOr(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t
+}

@@ -1,0 +1,305 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/store"
+)
+
+// create applies a verified command, reply or invite to events, attendees
+// and statistics, and queues what must be sent. Everything happens in the
+// transaction that completes the job, so it is applied exactly once.
+func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	switch j.Kind {
+	case kindRequest:
+		c, err := decode[commandJob](j)
+		if err != nil {
+			return nil, err
+		}
+		return func(tx *store.Tx) error { return p.applyRequest(tx, j, c) }, nil
+	case kindCancel:
+		c, err := decode[commandJob](j)
+		if err != nil {
+			return nil, err
+		}
+		return func(tx *store.Tx) error { return p.applyCancel(tx, j, c) }, nil
+	case kindReply:
+		c, err := decode[commandJob](j)
+		if err != nil {
+			return nil, err
+		}
+		return func(tx *store.Tx) error { return p.applyReply(tx, j, c) }, nil
+	case kindInvite:
+		in, err := decode[inviteJob](j)
+		if err != nil {
+			return nil, err
+		}
+		return func(tx *store.Tx) error { return p.applyInvite(tx, j, in) }, nil
+	}
+	return nil, reject("unknown job kind %q", j.Kind)
+}
+
+func (p *Pipeline) processed(tx *store.Tx, j *store.Job, format string, args ...any) error {
+	return p.note(tx, j, store.MessageProcessed, fmt.Sprintf(format, args...))
+}
+
+// applyRequest registers a new event or applies an organizer's update.
+func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error {
+	now := p.cfg.Now()
+	first := c.Calendar.Events[0]
+	upd, lone := newData(c.Calendar)
+	e, err := tx.EventByOriginalUID(first.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		e = &store.Event{
+			UID:              newUID(),
+			OriginalUID:      first.UID,
+			OrganizerEmail:   first.Organizer.Email,
+			OrganizerName:    first.Organizer.Name,
+			Status:           store.StatusConfirmed,
+			OriginalSequence: first.Sequence,
+			OriginalDTStamp:  nowOr(first.DTStamp, now),
+			Created:          now,
+			LastModified:     now,
+		}
+		if strings.EqualFold(upd.Master.Status, "TENTATIVE") {
+			e.Status = store.StatusTentative
+		}
+		if err := upd.save(e); err != nil {
+			return err
+		}
+		if err := tx.CreateEvent(e); err != nil {
+			return err
+		}
+		return p.processed(tx, j, "registered event %s (%q) for %s", e.UID, e.Summary, e.OrganizerEmail)
+	} else if err != nil {
+		return err
+	}
+
+	stamp := nowOr(first.DTStamp, now)
+	if first.Sequence < e.OriginalSequence ||
+		first.Sequence == e.OriginalSequence && !stamp.After(e.OriginalDTStamp) {
+		return p.processed(tx, j, "event %s: REQUEST (SEQUENCE %d) is not newer than the one applied (SEQUENCE %d); nothing sent",
+			e.UID, first.Sequence, e.OriginalSequence)
+	}
+	d, err := loadData(e)
+	if err != nil {
+		return err
+	}
+	changed, timeChanged := d.merge(upd, lone)
+	wasCancelled := e.Status == store.StatusCancelled
+	if wasCancelled && lone == nil {
+		changed = true
+	}
+	e.OriginalSequence, e.OriginalDTStamp = first.Sequence, stamp
+	if first.Organizer.Name != "" {
+		e.OrganizerName = first.Organizer.Name
+	}
+	if !changed {
+		if err := tx.PutEvent(e); err != nil {
+			return err
+		}
+		return p.processed(tx, j, "event %s: REQUEST changes nothing attendees see; nothing sent", e.UID)
+	}
+	if lone == nil {
+		e.Status = store.StatusConfirmed
+		if strings.EqualFold(d.Master.Status, "TENTATIVE") {
+			e.Status = store.StatusTentative
+		}
+	}
+	e.Sequence++
+	e.LastModified = now
+	if err := d.save(e); err != nil {
+		return err
+	}
+	if err := tx.PutEvent(e); err != nil {
+		return err
+	}
+	f := fanoutJob{UID: e.UID, Kind: kindUpdate, Sequence: e.Sequence, Reset: timeChanged, ResetAt: stamp}
+	if err := p.enqueue(tx, StageStage, kindUpdate, j.Message, f); err != nil {
+		return err
+	}
+	return p.processed(tx, j, "event %s updated to SEQUENCE %d (time changed: %t); sending updates", e.UID, e.Sequence, timeChanged)
+}
+
+// applyCancel cancels an event, or one occurrence of it.
+func (p *Pipeline) applyCancel(tx *store.Tx, j *store.Job, c *commandJob) error {
+	now := p.cfg.Now()
+	first := c.Calendar.Events[0]
+	e, err := tx.EventByOriginalUID(first.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return reject("CANCEL for unknown event UID %q", first.UID)
+	} else if err != nil {
+		return err
+	}
+	if e.Status == store.StatusCancelled {
+		return p.processed(tx, j, "event %s was already cancelled; nothing sent", e.UID)
+	}
+	stamp := nowOr(first.DTStamp, now)
+	if first.Sequence < e.OriginalSequence {
+		return p.processed(tx, j, "event %s: CANCEL (SEQUENCE %d) is older than the REQUEST applied (SEQUENCE %d); ignored",
+			e.UID, first.Sequence, e.OriginalSequence)
+	}
+	f := fanoutJob{UID: e.UID, Kind: kindCancel}
+	var what string
+	if rid := first.RecurrenceID; rid != nil {
+		d, err := loadData(e)
+		if err != nil {
+			return err
+		}
+		if !d.cancelOccurrence(*rid) {
+			return p.processed(tx, j, "event %s: occurrence %s was already cancelled; nothing sent", e.UID, rid.Value)
+		}
+		if err := d.save(e); err != nil {
+			return err
+		}
+		f.RecurrenceID = rid
+		what = "occurrence " + rid.Value + " of event " + e.UID
+	} else {
+		e.Status = store.StatusCancelled
+		what = "event " + e.UID
+	}
+	e.Sequence++
+	e.LastModified = now
+	e.OriginalSequence, e.OriginalDTStamp = max(first.Sequence, e.OriginalSequence), stamp
+	f.Sequence = e.Sequence
+	if err := tx.PutEvent(e); err != nil {
+		return err
+	}
+	if err := p.enqueue(tx, StageStage, kindCancel, j.Message, f); err != nil {
+		return err
+	}
+	return p.processed(tx, j, "%s cancelled (SEQUENCE %d); sending cancellations", what, e.Sequence)
+}
+
+// applyReply records an attendee's answer.
+func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
+	now := p.cfg.Now()
+	e, err := tx.Event(c.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return reject("reply for unknown event %q", c.UID)
+	} else if err != nil {
+		return err
+	}
+	vev := c.Calendar.Events[0]
+	email := c.Attendee.Email
+	a, err := tx.Attendee(e.UID, email)
+	isNew := errors.Is(err, store.ErrNotFound)
+	switch {
+	case isNew:
+		if c.Calendar.Method == "REFRESH" {
+			return reject("REFRESH from %s, who is not an attendee of %s", email, e.UID)
+		}
+		a = &store.Attendee{UID: e.UID, Email: email, Name: c.Attendee.Name, Status: store.PartNeedsAction,
+			Origin: store.OriginShared, Created: now}
+		d := store.Counters{Attendees: 1}
+		d.AddStatus(store.PartNeedsAction, 1)
+		if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+
+	switch c.Calendar.Method {
+	case "REFRESH":
+		if err := p.enqueue(tx, StageSend, kindInvite, j.Message, sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence}); err != nil {
+			return err
+		}
+		return p.processed(tx, j, "%s asked for the latest version of %s; resending", email, e.UID)
+	case "COUNTER":
+		a.AddHistory(store.RSVP{Status: a.Status, DTStamp: nowOr(vev.DTStamp, now), Received: now,
+			ProdID: c.Calendar.ProdID, Comment: vev.Comment, Method: "COUNTER", Message: j.Message})
+		if err := tx.PutAttendee(a); err != nil {
+			return err
+		}
+		return p.processed(tx, j, "counter-proposal from %s for %s recorded", email, e.UID)
+	}
+
+	status := partStats[c.Attendee.PartStat]
+	stamp := nowOr(vev.DTStamp, now)
+	if !a.LastDTStamp.IsZero() && !stamp.After(a.LastDTStamp) {
+		return p.processed(tx, j, "reply from %s for %s (DTSTAMP %s) is not newer than the last one applied; ignored",
+			email, e.UID, stamp.UTC().Format("20060102T150405Z"))
+	}
+	if err := tx.Count(e.UID, e.OrganizerEmail, store.StatusChange(a.Status, status)); err != nil {
+		return err
+	}
+	old := a.Status
+	a.Status, a.LastDTStamp = status, stamp
+	a.ProdID, a.Comment = c.Calendar.ProdID, vev.Comment
+	if a.Name == "" {
+		a.Name = c.Attendee.Name
+	}
+	a.AddHistory(store.RSVP{Status: status, DTStamp: stamp, Received: now, ProdID: c.Calendar.ProdID,
+		Comment: vev.Comment, Method: "REPLY", Message: j.Message})
+	if err := tx.PutAttendee(a); err != nil {
+		return err
+	}
+	return p.processed(tx, j, "%s: %s → %s for event %s", email, old, status, e.UID)
+}
+
+// applyInvite records a new attendee and queues their invite.
+func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error {
+	now := p.cfg.Now()
+	e, err := tx.Event(in.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return reject("unknown event %q", in.UID)
+	} else if err != nil {
+		return err
+	}
+	if e.Status == store.StatusCancelled {
+		return reject("event %s is cancelled", e.UID)
+	}
+	if _, err := tx.Attendee(e.UID, in.Email); err == nil {
+		return reject("%s is already invited to %s", in.Email, e.UID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	origin := in.Origin
+	if origin == "" {
+		origin = store.OriginAPI
+	}
+	a := &store.Attendee{UID: e.UID, Email: in.Email, Name: in.Name, Status: store.PartNeedsAction,
+		Origin: origin, Tag: newTag(), Created: now}
+	if err := tx.PutAttendee(a); err != nil {
+		return err
+	}
+	d := store.Counters{Attendees: 1}
+	d.AddStatus(store.PartNeedsAction, 1)
+	if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
+		return err
+	}
+	return p.enqueue(tx, StageSend, kindInvite, j.Message, sendJob{UID: e.UID, Email: in.Email, Kind: kindInvite, Sequence: e.Sequence})
+}
+
+func (p *Pipeline) enqueue(tx *store.Tx, stage, kind, message string, payload any) error {
+	jb, err := newJob(kind, message, payload)
+	if err != nil {
+		return err
+	}
+	return tx.Enqueue(stage, jb, p.cfg.Now())
+}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newUID makes a server event UID: 130 random bits, URL-safe.
+func newUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return strings.ToLower(b32.EncodeToString(b))
+}
+
+// newTag makes a reply tag for an rsvp+TAG address: 80 random bits.
+func newTag() string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return strings.ToLower(b32.EncodeToString(b))
+}
+
+var _ = itip.Time{}

@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/store"
+)
+
+// Job kinds.
+const (
+	kindMessage = "message" // parse: an inbound message
+	kindRequest = "request" // verify, create: an organizer's REQUEST
+	kindCancel  = "cancel"  // verify, create: an organizer's CANCEL; stage, send: cancel to attendees
+	kindReply   = "reply"   // verify, create: an attendee's REPLY, COUNTER or REFRESH
+	kindInvite  = "invite"  // verify, create, send: invite one attendee
+	kindUpdate  = "update"  // stage, send: send the updated event
+)
+
+// commandJob is an organizer's REQUEST or CANCEL, or an attendee's reply,
+// read from an inbound message.
+type commandJob struct {
+	From     itip.Address   `json:"from"`
+	MailFrom string         `json:"mail_from,omitempty"`
+	Tag      string         `json:"tag,omitempty"`
+	Calendar *itip.Calendar `json:"calendar"`
+	// Set by verify for replies: the event and the attendee answering.
+	UID      string        `json:"uid,omitempty"`
+	Attendee itip.Attendee `json:"attendee,omitzero"`
+}
+
+// inviteJob invites one attendee.
+type inviteJob struct {
+	UID    string `json:"uid"`
+	Email  string `json:"email"`
+	Name   string `json:"name,omitempty"`
+	Origin string `json:"origin,omitempty"`
+}
+
+// fanoutJob sends an update or a cancel to every attendee of an event, a
+// batch per transaction; After is the last attendee already done.
+type fanoutJob struct {
+	UID          string     `json:"uid"`
+	Kind         string     `json:"kind"`
+	Sequence     int        `json:"sequence"`
+	RecurrenceID *itip.Time `json:"recurrence_id,omitempty"`
+	// Reset sets every attendee back to needs-action (the time changed).
+	Reset   bool      `json:"reset,omitempty"`
+	ResetAt time.Time `json:"reset_at,omitzero"` // the organizer's DTSTAMP of the change
+	After   string    `json:"after,omitempty"`
+}
+
+// sendJob sends one message to one attendee.
+type sendJob struct {
+	UID          string     `json:"uid"`
+	Email        string     `json:"email"`
+	Kind         string     `json:"kind"`
+	Sequence     int        `json:"sequence"`
+	RecurrenceID *itip.Time `json:"recurrence_id,omitempty"`
+}
+
+func decode[T any](j *store.Job) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(j.Payload, v); err != nil {
+		// A payload we cannot read will not read better later.
+		return nil, reject("unreadable %s job: %v", j.Kind, err)
+	}
+	return v, nil
+}
+
+func newJob(kind, message string, payload any) (*store.Job, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: encode %s job: %w", kind, err)
+	}
+	return &store.Job{Kind: kind, Message: message, Payload: b}, nil
+}

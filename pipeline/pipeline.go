@@ -1,0 +1,370 @@
+// Package pipeline turns accepted messages and invite requests into
+// events, attendees, statistics and outbound invites, through the stages
+// parse → verify → create → stage → send.
+//
+// Each stage is a durable queue in the store plus a few workers. A worker
+// does its slow part (reading MIME, rendering, talking to the relay)
+// outside any transaction, then removes its job and writes its results and
+// the next stage's jobs in one transaction. A crash replays at most the
+// stage that was running; nothing is lost and nothing is counted twice.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
+)
+
+// Stage names, which are also the store's queue names.
+const (
+	StageParse  = "parse"
+	StageVerify = "verify"
+	StageCreate = "create"
+	StageStage  = "stage"
+	StageSend   = "send"
+)
+
+// Stages lists the stages in order.
+var Stages = []string{StageParse, StageVerify, StageCreate, StageStage, StageSend}
+
+// Auth policies.
+const (
+	// PolicyNone accepts any sender: local development only.
+	PolicyNone = "none"
+	// PolicyAligned requires the From address to be the ORGANIZER of a
+	// command and the ATTENDEE of a reply.
+	PolicyAligned = "aligned"
+)
+
+// Sender delivers one rendered message (mailer.Relay, mailer.Outbox).
+type Sender interface {
+	Send(ctx context.Context, from string, to []string, msg []byte) error
+}
+
+// Config configures a Pipeline. Zero fields take the defaults noted.
+type Config struct {
+	Domain string // served domain, e.g. invite.example.com
+	// Local parts of the mailboxes (defaults create, rsvp, bulk).
+	CreateLocal, RSVPLocal, BulkLocal string
+	AuthPolicy                        string // PolicyNone or PolicyAligned (default)
+	// Workers per stage (default 2 for parse/verify/create/stage, 8 for send).
+	Workers map[string]int
+	// MaxAttempts before a job becomes a dead letter (default 10).
+	MaxAttempts int
+	// Backoff after the first failure, doubled each time (default 2s), capped at MaxBackoff (default 1h).
+	Backoff, MaxBackoff time.Duration
+	// MaxInbound is the inbound queue depth past which Busy reports true (default 10000).
+	MaxInbound int64
+	// FanoutBatch is how many attendees one stage transaction fans out to (default 500).
+	FanoutBatch int
+	// MaxInvites is how many invites one call to Invite takes (default 10000).
+	MaxInvites int
+	// DrainTimeout is how long Run lets jobs in hand finish after its
+	// context ends before cancelling them (default 30s); a cancelled job
+	// stays queued for the next start.
+	DrainTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Templates renders message bodies (default: the embedded set).
+	Templates *templates.Set
+}
+
+func (c *Config) setDefaults() error {
+	if c.Domain == "" {
+		return errors.New("pipeline: no domain")
+	}
+	c.Domain = strings.ToLower(c.Domain)
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.CreateLocal, "create")
+	def(&c.RSVPLocal, "rsvp")
+	def(&c.BulkLocal, "bulk")
+	def(&c.AuthPolicy, PolicyAligned)
+	if c.AuthPolicy != PolicyNone && c.AuthPolicy != PolicyAligned {
+		return fmt.Errorf("pipeline: unknown auth policy %q", c.AuthPolicy)
+	}
+	w := map[string]int{StageParse: 2, StageVerify: 2, StageCreate: 2, StageStage: 1, StageSend: 8}
+	for k, v := range c.Workers {
+		if v > 0 {
+			w[k] = v
+		}
+	}
+	c.Workers = w
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 2 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Hour
+	}
+	if c.MaxInbound <= 0 {
+		c.MaxInbound = 10000
+	}
+	if c.FanoutBatch <= 0 {
+		c.FanoutBatch = 500
+	}
+	if c.MaxInvites <= 0 {
+		c.MaxInvites = 10000
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Templates == nil {
+		t, err := templates.New("")
+		if err != nil {
+			return err
+		}
+		c.Templates = t
+	}
+	return nil
+}
+
+// Pipeline is the set of stages. Create it with New and start it with Run.
+type Pipeline struct {
+	cfg    Config
+	db     *store.DB
+	sender Sender
+	log    *slog.Logger
+	stages map[string]*stage
+}
+
+// stage is one queue and how its jobs are handled.
+type stage struct {
+	name    string
+	workers int
+	// handle does the work of a job outside any transaction and returns
+	// what to write when the job is completed.
+	handle func(ctx context.Context, j *store.Job) (apply func(*store.Tx) error, err error)
+}
+
+// New returns a pipeline over db that delivers through sender.
+func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, db: db, sender: sender, log: log}
+	p.stages = map[string]*stage{
+		StageParse:  {name: StageParse, handle: p.parse},
+		StageVerify: {name: StageVerify, handle: p.verify},
+		StageCreate: {name: StageCreate, handle: p.create},
+		StageStage:  {name: StageStage, handle: p.fanout},
+		StageSend:   {name: StageSend, handle: p.send},
+	}
+	for name, st := range p.stages {
+		st.workers = cfg.Workers[name]
+	}
+	return p, nil
+}
+
+// Run works the queues until ctx ends, then lets the jobs in hand finish
+// and returns. Jobs still queued are picked up by the next Run.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Jobs keep running after ctx ends so that SIGTERM drains them, for
+	// DrainTimeout at most.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.DrainTimeout, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	for _, name := range Stages {
+		st := p.stages[name]
+		wg.Go(func() { p.schedule(ctx, work, st) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// schedule hands due jobs of st to at most st.workers goroutines. It wakes
+// on a new job, a finished job, or the next retry falling due.
+func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
+	var (
+		mu       sync.Mutex
+		inflight = make(map[uint64]bool)
+		wg       sync.WaitGroup
+		freed    = make(chan struct{}, 1)
+		timer    = time.NewTimer(time.Hour)
+	)
+	defer timer.Stop()
+	skip := func(id uint64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inflight[id]
+	}
+	for {
+		mu.Lock()
+		free := st.workers - len(inflight)
+		mu.Unlock()
+		var next time.Time
+		if free > 0 {
+			jobs, n, err := p.db.Due(st.name, p.cfg.Now(), free, skip)
+			if err != nil {
+				p.log.Error("read queue", "stage", st.name, "err", err)
+			}
+			next = n
+			for _, j := range jobs {
+				mu.Lock()
+				inflight[j.ID] = true
+				mu.Unlock()
+				wg.Go(func() {
+					defer func() {
+						mu.Lock()
+						delete(inflight, j.ID)
+						mu.Unlock()
+						select {
+						case freed <- struct{}{}:
+						default:
+						}
+					}()
+					p.work(workCtx, st, j)
+				})
+			}
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(p.cfg.Now()), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-p.db.Wake(st.name):
+		case <-freed:
+		case <-timer.C:
+		}
+	}
+}
+
+// work runs one job and commits its outcome: done with results, rejected
+// with a reason, retried later, or buried as a dead letter.
+func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
+	log := p.log.With("stage", st.name, "job", j.ID, "kind", j.Kind)
+	if j.Message != "" {
+		log = log.With("msg_id", j.Message)
+	}
+	err := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("pipeline: panic: %v", v)
+				log.Error("panic in stage", "panic", v)
+			}
+		}()
+		apply, err := st.handle(ctx, j)
+		if err != nil {
+			return err
+		}
+		return p.db.Update(ctx, func(tx *store.Tx) error {
+			if err := tx.Done(j); err != nil {
+				return fmt.Errorf("%w: %w", errGone, err)
+			}
+			if apply == nil {
+				return nil
+			}
+			return apply(tx)
+		})
+	}()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, errGone) {
+		log.Warn("job was already completed", "err", err)
+		return
+	}
+	now := p.cfg.Now()
+	var rej *Rejection
+	switch {
+	case errors.As(err, &rej):
+		log.Info("rejected", "reason", rej.Reason)
+		err = p.db.Update(ctx, func(tx *store.Tx) error {
+			if err := tx.Done(j); err != nil {
+				return err
+			}
+			if rej.apply != nil {
+				if err := rej.apply(tx); err != nil {
+					return err
+				}
+			}
+			return p.note(tx, j, store.MessageRejected, rej.Reason)
+		})
+	case j.Attempts+1 >= p.cfg.MaxAttempts:
+		log.Error("giving up", "attempts", j.Attempts+1, "err", err)
+		cause := err.Error()
+		err = p.db.Update(ctx, func(tx *store.Tx) error {
+			if err := tx.Bury(j, cause, now); err != nil {
+				return err
+			}
+			return p.note(tx, j, store.MessageRejected, "failed after "+fmt.Sprint(j.Attempts+1)+" attempts: "+cause)
+		})
+	default:
+		delay := p.backoff(j.Attempts)
+		log.Warn("will retry", "attempt", j.Attempts+1, "in", delay, "err", err)
+		cause := err.Error()
+		err = p.db.Update(ctx, func(tx *store.Tx) error { return tx.Retry(j, now.Add(delay), cause) })
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.Error("record job outcome", "err", err)
+	}
+}
+
+// errGone means a job was no longer in its queue when its worker finished.
+var errGone = errors.New("pipeline: job no longer queued")
+
+// backoff is the delay before attempt n+1: doubling from cfg.Backoff,
+// capped, with ±20% jitter so retries of a burst spread out.
+func (p *Pipeline) backoff(n int) time.Duration {
+	d := p.cfg.Backoff
+	for range n {
+		d *= 2
+		if d >= p.cfg.MaxBackoff {
+			d = p.cfg.MaxBackoff
+			break
+		}
+	}
+	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) - d/10
+	return d + jitter
+}
+
+// note records an outcome on the job's inbound message, if it has one.
+func (p *Pipeline) note(tx *store.Tx, j *store.Job, status, text string) error {
+	if j.Message == "" {
+		return nil
+	}
+	err := tx.NoteMessage(j.Message, store.Note{Time: p.cfg.Now(), Stage: j.Stage, Status: status, Text: text})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Rejection is a final outcome: the job is dropped and its reason noted
+// on its message. It is never retried.
+type Rejection struct {
+	Reason string
+	// apply, if set, is written together with the rejection.
+	apply func(*store.Tx) error
+}
+
+func (r *Rejection) Error() string { return "rejected: " + r.Reason }
+
+func reject(format string, args ...any) *Rejection {
+	return &Rejection{Reason: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,504 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/mailer"
+	"github.com/invited/invited/store"
+)
+
+const domain = "invite.test"
+
+// harness is a real store in a temp dir, a pipeline over it and a real
+// SMTP server as its relay.
+type harness struct {
+	t     *testing.T
+	db    *store.DB
+	p     *Pipeline
+	relay *smtptest.Server
+	stop  func() // stops Run and waits for it
+}
+
+func newHarness(t *testing.T, opts smtptest.Options, mod func(*Config)) *harness {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "test.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := smtptest.NewServer(t, opts)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sender, err := mailer.NewRelay(mailer.Config{URL: "smtp://" + relay.Addr, Timeout: 5 * time.Second}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Domain: domain, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(cfg, db, sender, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, db: db, p: p, relay: relay}
+	h.start()
+	t.Cleanup(func() {
+		h.stop()
+		sender.Close()
+		db.Close()
+	})
+	return h
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.p.Run(ctx); close(done) }()
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// accept hands raw to the pipeline as if received for rcpt.
+func (h *harness) accept(from, rcpt string, raw []byte) string {
+	h.t.Helper()
+	id, err := h.p.Accept(context.Background(), Envelope{Remote: "127.0.0.1:1", MailFrom: from, RcptTo: []string{rcpt}}, raw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+// outcome waits until message id is no longer queued and returns it.
+func (h *harness) outcome(id string) *store.Message {
+	h.t.Helper()
+	var m *store.Message
+	h.eventually("message "+id+" processed", func() bool {
+		h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+		return m != nil && m.Status != store.MessageQueued
+	})
+	return m
+}
+
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// register sends the organizer's REQUEST and returns our event UID.
+func (h *harness) register(ics string) *store.Event {
+	h.t.Helper()
+	cal, err := itip.ParseCalendar(strings.NewReader(ics))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	org := cal.Events[0].Organizer.Email
+	id := h.accept(org, "create@"+domain, wrap(org, "REQUEST", ics))
+	if m := h.outcome(id); m.Status != store.MessageProcessed {
+		h.t.Fatalf("REQUEST not registered: %+v", m.Notes)
+	}
+	var e *store.Event
+	h.db.View(func(tx *store.Tx) (err error) { e, err = tx.EventByOriginalUID(cal.Events[0].UID); return err })
+	if e == nil {
+		h.t.Fatal("event not stored")
+	}
+	return e
+}
+
+// invite invites people and waits until the relay has n messages.
+func (h *harness) invite(uid string, n int, emails ...string) []smtptest.Message {
+	h.t.Helper()
+	rows := make([]store.Invitee, len(emails))
+	for i, e := range emails {
+		rows[i] = store.Invitee{Email: e, Name: "Person " + fmt.Sprint(i)}
+	}
+	errs, err := h.p.Invite(context.Background(), uid, rows)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			h.t.Fatalf("invite %s: %v", emails[i], e)
+		}
+	}
+	return h.wait(n)
+}
+
+func (h *harness) wait(n int) []smtptest.Message {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := h.relay.Wait(ctx, n)
+	if err != nil {
+		h.t.Fatalf("relay got %d messages, want %d: %v", h.relay.Count(), n, err)
+	}
+	return msgs
+}
+
+func (h *harness) stats(uid string) store.Counters {
+	var c store.Counters
+	h.db.View(func(tx *store.Tx) (err error) { c, err = tx.EventStats(uid); return err })
+	return c
+}
+
+func wrap(from, method, ics string) []byte {
+	ics = strings.ReplaceAll(strings.ReplaceAll(ics, "\r\n", "\n"), "\n", "\r\n")
+	return []byte("From: " + from + "\r\nTo: create@" + domain + "\r\nSubject: test\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/calendar; charset=UTF-8; method=" + method + "\r\n\r\n" + ics)
+}
+
+func testdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "imip", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func setProp(ics, name, value string) string {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `([;:][^\r\n]*)(\r?\n[ \t][^\r\n]*)*`)
+	return re.ReplaceAllLiteralString(ics, name+":"+value)
+}
+
+const weekly = "google-request-recurring-weekly-rrule-vtimezone.ics"
+
+func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.register(testdata(t, weekly))
+	cases := []struct {
+		name, rcpt string
+		raw        string
+		reason     string
+	}{
+		{"no calendar", "create@" + domain, "From: a@x.org\r\nSubject: hi\r\n\r\nJust text.\r\n", "no usable calendar"},
+		{"broken calendar", "create@" + domain, string(wrap("a@x.org", "REQUEST", "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID;X=\n")), "no usable calendar"},
+		{"malformed MIME", "create@" + domain, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=\"\r\n\r\n--x\r\n", "no usable calendar"},
+		{"cancel of unknown UID", "create@" + domain, string(wrap("foobar@nilas.com", "CANCEL",
+			strings.ReplaceAll(setProp(testdata(t, weekly), "UID", "nope@example.com"), "METHOD:REQUEST", "METHOD:CANCEL"))), "unknown event"},
+		{"reply for unknown UID", "rsvp@" + domain, string(wrap("karim@example.com", "REPLY",
+			setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", "nope"))), "unknown event"},
+		{"reply sent to create@", "create@" + domain, string(wrap("karim@example.com", "REPLY",
+			testdata(t, "google-reply-accepted-to-exchange-organizer.ics"))), "METHOD:REPLY is not accepted"},
+		{"request from someone else", "create@" + domain, string(wrap("mallory@evil.example", "REQUEST",
+			setProp(testdata(t, weekly), "UID", "other@google.com"))), "is not the event's ORGANIZER"},
+		{"request without DTSTART", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
+			regexp.MustCompile(`(?m)^DTSTART;TZID=America/Los_Angeles:.*\n`).ReplaceAllString(setProp(testdata(t, weekly), "UID", "x2"), ""))), "no DTSTART"},
+	}
+	for _, c := range cases {
+		id := h.accept("a@x.org", c.rcpt, []byte(c.raw))
+		m := h.outcome(id)
+		if m.Status != store.MessageRejected || len(m.Notes) == 0 || !strings.Contains(m.Notes[len(m.Notes)-1].Text, c.reason) {
+			t.Errorf("%s: status %s notes %+v; want rejected with %q", c.name, m.Status, m.Notes, c.reason)
+		}
+	}
+	var dead []store.Job
+	h.db.View(func(tx *store.Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
+	if len(dead) != 0 {
+		t.Errorf("bad input became dead letters (it must not be retried): %+v", dead)
+	}
+	for _, s := range Stages {
+		if n := h.db.QueueLen(s); n != 0 {
+			t.Errorf("queue %s holds %d jobs", s, n)
+		}
+	}
+}
+
+func TestSend_TemporaryFailureRetried(t *testing.T) {
+	var calls atomic.Int32
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if rcpt != "" && calls.Add(1) <= 2 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
+		}
+		return nil
+	}}, nil)
+	e := h.register(testdata(t, weekly))
+	msgs := h.invite(e.UID, 1, "grey@example.com")
+	if len(msgs) != 1 || msgs[0].To[0] != "grey@example.com" {
+		t.Fatalf("delivered %+v", msgs)
+	}
+	h.eventually("send recorded", func() bool { return h.stats(e.UID).InvitesSent == 1 })
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, "grey@example.com"); return err })
+	if a.Sent.IsZero() || a.SendError != "" {
+		t.Errorf("attendee after delivery: %+v", a)
+	}
+}
+
+func TestSend_PermanentFailureRecorded(t *testing.T) {
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if rcpt == "nobody@example.com" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	}}, nil)
+	e := h.register(testdata(t, weekly))
+	h.invite(e.UID, 1, "nobody@example.com", "ok@example.com")
+	h.eventually("failure counted", func() bool { s := h.stats(e.UID); return s.SendFailed == 1 && s.InvitesSent == 1 })
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, "nobody@example.com"); return err })
+	if !strings.Contains(a.SendError, "550") || !a.Sent.IsZero() {
+		t.Errorf("refused attendee: %+v", a)
+	}
+	if n := h.relay.Count(); n != 1 {
+		t.Errorf("relay count %d, want 1", n)
+	}
+}
+
+func TestRetriesExhausted_DeadLetterThenRetry(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if down.Load() {
+			return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "down"}
+		}
+		return nil
+	}}, func(c *Config) { c.MaxAttempts = 3 })
+	e := h.register(testdata(t, weekly))
+	if _, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "late@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	var dead []store.Job
+	h.eventually("dead letter", func() bool {
+		h.db.View(func(tx *store.Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
+		return len(dead) == 1
+	})
+	if dead[0].Stage != StageSend || dead[0].Attempts != 2 || !strings.Contains(dead[0].LastError, "down") {
+		t.Errorf("dead letter %+v", dead[0])
+	}
+	down.Store(false)
+	if err := h.db.Update(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.Resurrect(dead[0].ID, time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.wait(1)
+}
+
+func TestFanout_BatchesReachEveryone(t *testing.T) {
+	h := newHarness(t, smtptest.Options{Discard: false}, func(c *Config) { c.FanoutBatch = 2 })
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	people := []string{"a@example.com", "b@example.com", "c@example.com", "d@example.com", "e@example.com"}
+	h.invite(e.UID, 5, people...)
+	upd := setProp(setProp(ics, "SEQUENCE", "1"), "SUMMARY", "Weekly Planning Meeting (moved room)")
+	upd = setProp(upd, "DTSTAMP", "20150113T000000Z")
+	id := h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", upd))
+	h.outcome(id)
+	msgs := h.wait(10)
+	got := map[string]int{}
+	for _, m := range msgs[5:] {
+		got[m.To[0]]++
+		if !strings.Contains(string(m.Data), "Event Updated") {
+			t.Errorf("update subject missing in %s", m.Data[:200])
+		}
+	}
+	for _, p := range people {
+		if got[p] != 1 {
+			t.Errorf("%s got %d updates, want 1", p, got[p])
+		}
+	}
+	// Only the summary changed: statuses are not reset.
+	h.eventually("updates counted", func() bool { return h.stats(e.UID).UpdatesSent == 5 })
+}
+
+func TestCancel_OneOccurrence(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	h.invite(e.UID, 1, "a@example.com")
+	cancel := strings.Replace(ics, "METHOD:REQUEST", "METHOD:CANCEL", 1)
+	cancel = strings.Replace(cancel, "RRULE:FREQ=WEEKLY;WKST=SU\n", "RECURRENCE-ID;TZID=America/Los_Angeles:20150119T133000\n", 1)
+	cancel = setProp(setProp(cancel, "SEQUENCE", "1"), "DTSTAMP", "20150113T000000Z")
+	id := h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel))
+	if m := h.outcome(id); m.Status != store.MessageProcessed {
+		t.Fatalf("cancel: %+v", m.Notes)
+	}
+	msgs := h.wait(2)
+	m, err := itip.ReadMessage(strings.NewReader(string(msgs[1].Data)), itip.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := m.Calendars[0].Events[0]
+	if m.Calendars[0].Method != "CANCEL" || ev.RecurrenceID == nil || ev.RecurrenceID.Value != "20150119T133000" || ev.Sequence != 1 {
+		t.Fatalf("occurrence cancel: method %s, event %+v", m.Calendars[0].Method, ev)
+	}
+	var got *store.Event
+	h.db.View(func(tx *store.Tx) (err error) { got, err = tx.Event(e.UID); return err })
+	if got.Status != store.StatusConfirmed {
+		t.Errorf("whole event status %s after cancelling one occurrence", got.Status)
+	}
+	// A new invitee gets the series without the cancelled occurrence.
+	msgs = h.invite(e.UID, 3, "b@example.com")
+	m, _ = itip.ReadMessage(strings.NewReader(string(msgs[2].Data)), itip.Limits{})
+	ex := m.Calendars[0].Events[0].ExDates
+	if len(ex) != 1 || ex[0].Value != "20150119T133000" {
+		t.Errorf("new invite EXDATE = %+v, want the cancelled occurrence", ex)
+	}
+}
+
+func TestRun_ResumesQueuedAndDrainsOnStop(t *testing.T) {
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if rcpt == "slow@example.com" {
+			blocked.Store(true)
+			<-release
+		}
+		return nil
+	}}, nil)
+	e := h.register(testdata(t, weekly))
+	if _, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "slow@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("send in progress", blocked.Load)
+	stopped := make(chan struct{})
+	go func() { h.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while a send was in hand")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	if h.db.QueueLen(StageSend) != 0 || h.stats(e.UID).InvitesSent != 1 {
+		t.Fatalf("after drain: send queue %d, stats %+v", h.db.QueueLen(StageSend), h.stats(e.UID))
+	}
+
+	// Work queued while nothing runs is done by the next Run.
+	if _, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "later@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.db.QueueLen(StageVerify) != 1 {
+		t.Fatalf("verify queue %d, want 1", h.db.QueueLen(StageVerify))
+	}
+	h.start()
+	h.wait(2)
+}
+
+func TestInvite_Rules(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	errs, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "not an address"}, {Email: "A@Example.com"}, {Email: "a@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] == nil || errs[1] != nil || errs[2] == nil {
+		t.Errorf("row errors %v: want bad address, queued, duplicate", errs)
+	}
+	if _, err := h.p.Invite(context.Background(), "nope", []store.Invitee{{Email: "a@example.com"}}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown event: %v", err)
+	}
+	h.wait(1)
+	// Cancelled: no more invites.
+	cancel := setProp(setProp(strings.Replace(ics, "METHOD:REQUEST", "METHOD:CANCEL", 1), "SEQUENCE", "1"), "STATUS", "CANCELLED")
+	h.outcome(h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel)))
+	h.wait(2)
+	h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "b@example.com"}})
+	h.eventually("invite to cancelled event refused", func() bool { return h.db.QueueLen(StageVerify) == 0 && h.db.QueueLen(StageCreate) == 0 })
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { a, _ = tx.Attendee(e.UID, "b@example.com"); return nil })
+	if a != nil {
+		t.Errorf("attendee created for a cancelled event: %+v", a)
+	}
+}
+
+// TestStatistics_EqualRecount drives a random mix of invites, replies
+// (new, repeated, stale, from strangers), updates and a final cancel, and
+// checks that the counters equal a recount over the attendees.
+func TestStatistics_EqualRecount(t *testing.T) {
+	h := newHarness(t, smtptest.Options{Discard: true}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	reply := testdata(t, "google-reply-accepted-to-exchange-organizer.ics")
+	reply = setProp(reply, "UID", e.UID)
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	statuses := []string{"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
+	seq := 0
+	for step := range 200 {
+		who := fmt.Sprintf("p%d@example.com", rng.IntN(40))
+		switch r := rng.IntN(100); {
+		case r < 35:
+			h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: who}})
+		case r < 96:
+			ics := strings.Replace(reply, "mailto:karim@example.com", "mailto:"+who, 1)
+			ics = strings.Replace(ics, "PARTSTAT=ACCEPTED", "PARTSTAT="+statuses[rng.IntN(len(statuses))], 1)
+			// Mostly newer than anything before; one in five is from the past.
+			stamp := time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(step) * time.Hour)
+			if rng.IntN(5) == 0 {
+				stamp = stamp.Add(-time.Duration(rng.IntN(200)) * time.Hour)
+			}
+			ics = setProp(ics, "DTSTAMP", stamp.Format("20060102T150405Z"))
+			h.accept(who, "rsvp@"+domain, wrap(who, "REPLY", ics))
+		default:
+			seq++
+			stamp := time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(step)*time.Hour - time.Minute)
+			upd := setProp(setProp(ics, "SEQUENCE", fmt.Sprint(seq)), "DTSTAMP", stamp.Format("20060102T150405Z"))
+			if rng.IntN(3) == 0 {
+				upd = setProp(upd, "DTSTART;TZID=America/Los_Angeles", fmt.Sprintf("2015011%dT133000", step%10))
+			} else {
+				upd = setProp(upd, "SUMMARY", fmt.Sprint("Planning ", step))
+			}
+			h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", upd))
+		}
+	}
+	h.eventually("queues drained", func() bool {
+		for _, s := range Stages {
+			if h.db.QueueLen(s) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var recount store.Counters
+	h.db.View(func(tx *store.Tx) error {
+		return tx.Attendees(e.UID, "", func(a *store.Attendee) (bool, error) {
+			recount.Attendees++
+			recount.AddStatus(a.Status, 1)
+			if !a.Sent.IsZero() {
+				recount.InvitesSent++
+			}
+			return true, nil
+		})
+	})
+	got := h.stats(e.UID)
+	if got.Attendees != recount.Attendees || got.Accepted != recount.Accepted || got.Declined != recount.Declined ||
+		got.Tentative != recount.Tentative || got.Pending != recount.Pending || got.Delegated != recount.Delegated ||
+		got.InvitesSent != recount.InvitesSent {
+		t.Fatalf("counters %+v\nrecount  %+v", got, recount)
+	}
+	var org, sys store.Counters
+	h.db.View(func(tx *store.Tx) error {
+		org, _ = tx.OrganizerStats("foobar@nilas.com")
+		sys, _ = tx.SystemStats()
+		return nil
+	})
+	if org.Attendees != recount.Attendees || sys.Accepted != recount.Accepted || org.Events != 1 || sys.Events != 1 {
+		t.Errorf("organizer %+v / system %+v disagree with the recount %+v", org, sys, recount)
+	}
+	t.Logf("%d attendees: %+v", recount.Attendees, got)
+}

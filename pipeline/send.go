@@ -1,0 +1,203 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/mailer"
+	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
+)
+
+// send renders one message for one attendee from the event as it is now
+// and hands it to the relay. A temporary failure is retried; a permanent
+// one is recorded on the attendee.
+func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	s, err := decode[sendJob](j)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		e *store.Event
+		a *store.Attendee
+	)
+	err = p.db.View(func(tx *store.Tx) (err error) {
+		if e, err = tx.Event(s.UID); err != nil {
+			return err
+		}
+		a, err = tx.Attendee(s.UID, s.Email)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, reject("event %s or attendee %s is gone", s.UID, s.Email)
+	} else if err != nil {
+		return nil, err
+	}
+	if why := superseded(s, e); why != "" {
+		p.log.Debug("not sending", "kind", s.Kind, "uid", s.UID, "to", s.Email, "why", why)
+		return nil, nil
+	}
+	d, err := loadData(e)
+	if err != nil {
+		return nil, err
+	}
+
+	now := p.cfg.Now()
+	id := p.messageID(s, e.Sequence)
+	raw, err := p.build(e, d, a, s, id, now)
+	if err != nil {
+		return nil, reject("cannot render %s for %s: %v", s.Kind, s.Email, err)
+	}
+	rec := &store.SendRecord{MessageID: id, UID: e.UID, Email: a.Email, Kind: s.Kind, Sequence: e.Sequence,
+		Status: store.SendSent, Attempts: j.Attempts + 1, Time: now}
+	var counts store.Counters
+	sendErr := p.sender.Send(ctx, p.replyAddress(""), []string{a.Email}, raw)
+	if sendErr != nil && !mailer.IsPermanent(sendErr) {
+		return nil, fmt.Errorf("deliver %s to %s: %w", s.Kind, a.Email, sendErr)
+	}
+	if sendErr != nil {
+		rec.Status, rec.Error = store.SendFailed, sendErr.Error()
+		counts.SendFailed = 1
+	} else {
+		switch s.Kind {
+		case kindInvite:
+			if a.Sent.IsZero() {
+				counts.InvitesSent = 1
+			}
+		case kindUpdate:
+			counts.UpdatesSent = 1
+		case kindCancel:
+			counts.CancelsSent = 1
+		}
+	}
+	return func(tx *store.Tx) error {
+		// Re-read: the attendee may have replied while we were sending.
+		cur, err := tx.Attendee(a.UID, a.Email)
+		if err != nil {
+			return err
+		}
+		if sendErr != nil {
+			cur.SendError = sendErr.Error()
+		} else {
+			cur.SendError = ""
+			if s.Kind == kindInvite && cur.Sent.IsZero() {
+				cur.Sent = now
+			}
+			cur.SentSequence = e.Sequence
+		}
+		if err := tx.PutAttendee(cur); err != nil {
+			return err
+		}
+		if err := tx.PutSend(rec); err != nil {
+			return err
+		}
+		if sendErr != nil {
+			if err := p.note(tx, j, store.MessageRejected, fmt.Sprintf("%s to %s refused by the relay: %v", s.Kind, a.Email, sendErr)); err != nil {
+				return err
+			}
+		}
+		return tx.Count(e.UID, e.OrganizerEmail, counts)
+	}, nil
+}
+
+// superseded says why job s need not be sent any more, or "".
+func superseded(s *sendJob, e *store.Event) string {
+	cancelled := e.Status == store.StatusCancelled
+	switch {
+	case s.Kind == kindUpdate && s.Sequence < e.Sequence:
+		return "a newer update is queued"
+	case s.Kind != kindCancel && cancelled:
+		return "the event is cancelled"
+	case s.Kind == kindCancel && s.RecurrenceID == nil && !cancelled:
+		return "the event was reinstated"
+	case s.Kind == kindCancel && s.Sequence < e.Sequence && s.RecurrenceID == nil:
+		return "a newer message is queued"
+	}
+	return ""
+}
+
+// messageID is the same for every attempt at one message, so a message
+// sent again after a crash is recognisably the same.
+func (p *Pipeline) messageID(s *sendJob, seq int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", s.UID, s.Email, s.Kind, seq)
+	if s.RecurrenceID != nil {
+		fmt.Fprintf(h, "\x00%s\x00%s", s.RecurrenceID.TZID, s.RecurrenceID.Value)
+	}
+	return fmt.Sprintf("%s.%d.%s@%s", s.Kind, seq, hex.EncodeToString(h.Sum(nil))[:24], p.cfg.Domain)
+}
+
+var subjects = map[string]string{
+	kindInvite: "Invitation: ",
+	kindUpdate: "Event Updated: ",
+	kindCancel: "Event Cancelled: ",
+}
+
+// build renders the whole message for attendee a.
+func (p *Pipeline) build(e *store.Event, d *eventData, a *store.Attendee, s *sendJob, id string, now time.Time) ([]byte, error) {
+	cal := p.render(e, d, a, s.Kind, s.RecurrenceID, now)
+	org := e.OrganizerName
+	if org == "" {
+		org = e.OrganizerEmail
+	}
+	data := templates.Invite{
+		Kind: s.Kind, Summary: e.Summary, When: when(cal.Events[0]), Location: e.Location,
+		Description: e.Description, Organizer: org, AttendeeName: a.Name,
+	}
+	if s.RecurrenceID != nil {
+		data.Occurrence = when(cal.Events[0])
+	}
+	text, html, err := p.cfg.Templates.Render("invite", data)
+	if err != nil {
+		return nil, err
+	}
+	return itip.BuildMessage(itip.Outbound{
+		From:      itip.Address{Email: p.replyAddress(a.Tag), Name: org},
+		To:        itip.Address{Email: a.Email, Name: a.Name},
+		Subject:   subjects[s.Kind] + e.Summary,
+		MessageID: id,
+		Date:      now,
+		Text:      text,
+		HTML:      html,
+		Calendar:  cal,
+		Headers:   [][2]string{{"Auto-Submitted", "auto-generated"}},
+	})
+}
+
+// when formats the start and end of ev for people, in its own time zone.
+func when(ev itip.Event) string {
+	loc := time.UTC
+	if ev.Start.TZID != "" {
+		if l, err := itip.LoadLocation(ev.Start.TZID); err == nil {
+			loc = l
+		}
+	}
+	start, end := ev.Start.UTC.In(loc), ev.End.UTC.In(loc)
+	if ev.Start.AllDay {
+		if end.Sub(start) <= 24*time.Hour {
+			return start.Format("Mon 2 Jan 2006") + " (all day)"
+		}
+		return start.Format("Mon 2 Jan 2006") + " – " + end.AddDate(0, 0, -1).Format("Mon 2 Jan 2006")
+	}
+	zone := ev.Start.TZID
+	if zone == "" {
+		zone = "UTC"
+	}
+	s := start.Format("Mon 2 Jan 2006 15:04")
+	if end.After(start) {
+		if end.YearDay() == start.YearDay() && end.Year() == start.Year() {
+			s += " – " + end.Format("15:04")
+		} else {
+			s += " – " + end.Format("Mon 2 Jan 2006 15:04")
+		}
+	}
+	if ev.RRule != "" {
+		s += ", repeating"
+	}
+	return s + " (" + zone + ")"
+}

@@ -1,0 +1,207 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/store"
+)
+
+// verify decides whether a command, reply or invite may be applied: the
+// sender speaks for the organizer or attendee it names, the event exists
+// where it must, and nothing is sent twice. What passes goes to create.
+func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	var next any
+	switch j.Kind {
+	case kindRequest, kindCancel:
+		c, err := decode[commandJob](j)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.verifyCommand(j.Kind, c); err != nil {
+			return nil, err
+		}
+		next = c
+	case kindReply:
+		c, err := decode[commandJob](j)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.verifyReply(c); err != nil {
+			return nil, err
+		}
+		next = c
+	case kindInvite:
+		in, err := decode[inviteJob](j)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.verifyInvite(in); err != nil {
+			return nil, err
+		}
+		next = in
+	default:
+		return nil, reject("unknown job kind %q", j.Kind)
+	}
+	out, err := newJob(j.Kind, j.Message, next)
+	if err != nil {
+		return nil, err
+	}
+	return func(tx *store.Tx) error {
+		out.ID = 0
+		return tx.Enqueue(StageCreate, out, p.cfg.Now())
+	}, nil
+}
+
+func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {
+	if c.Calendar == nil || len(c.Calendar.Events) == 0 {
+		return reject("calendar has no VEVENT")
+	}
+	first := c.Calendar.Events[0]
+	for _, ev := range c.Calendar.Events {
+		if ev.UID == "" {
+			return reject("VEVENT has no UID")
+		}
+		if ev.UID != first.UID {
+			return reject("calendar holds several events (UIDs %q and %q); send one event per message", first.UID, ev.UID)
+		}
+		if ev.Organizer.Email == "" {
+			return reject("VEVENT has no ORGANIZER")
+		}
+		if ev.Organizer.Email != first.Organizer.Email {
+			return reject("VEVENTs name different organizers")
+		}
+		if kind == kindRequest && ev.Start.IsZero() {
+			return reject("VEVENT has no DTSTART")
+		}
+	}
+	org := first.Organizer.Email
+	if p.isOurs(org) {
+		return reject("the ORGANIZER %s is one of our own addresses: forward the organizer's own invitation, not ours", org)
+	}
+	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, org) {
+		return reject("sender %s is not the event's ORGANIZER %s", c.From.Email, org)
+	}
+	var ev *store.Event
+	err := p.db.View(func(tx *store.Tx) (err error) {
+		ev, err = tx.EventByOriginalUID(first.UID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if kind == kindCancel {
+			return reject("CANCEL for unknown event UID %q", first.UID)
+		}
+		return nil
+	case err != nil:
+		return err
+	}
+	if ev.OrganizerEmail != org {
+		return reject("event UID %q belongs to another organizer", first.UID)
+	}
+	return nil
+}
+
+func (p *Pipeline) verifyReply(c *commandJob) error {
+	if c.Calendar == nil || len(c.Calendar.Events) == 0 {
+		return reject("reply has no VEVENT")
+	}
+	vev := c.Calendar.Events[0]
+	if vev.UID == "" {
+		return reject("reply has no UID")
+	}
+	var (
+		ev       *store.Event
+		tagUID   string
+		tagEmail string
+	)
+	err := p.db.View(func(tx *store.Tx) error {
+		var err error
+		ev, err = tx.Event(vev.UID)
+		if errors.Is(err, store.ErrNotFound) {
+			ev, err = tx.EventByOriginalUID(vev.UID)
+		}
+		if err != nil {
+			return err
+		}
+		if c.Tag != "" {
+			tagUID, tagEmail, err = tx.TagOwner(c.Tag)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // an unknown tag binds nothing
+			}
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return reject("reply for unknown event UID %q", vev.UID)
+	} else if err != nil {
+		return err
+	}
+	att, ok := replyingAttendee(vev.Attendees, c.From.Email)
+	if !ok {
+		return reject("reply names no ATTENDEE")
+	}
+	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, att.Email) {
+		return reject("sender %s is not the replying ATTENDEE %s", c.From.Email, att.Email)
+	}
+	if tagUID != "" && (tagUID != ev.UID || tagEmail != att.Email) {
+		return reject("reply address was issued to another attendee; %s cannot answer with it", att.Email)
+	}
+	if c.Calendar.Method != "REFRESH" {
+		if _, ok := partStats[att.PartStat]; !ok {
+			return reject("reply has no usable PARTSTAT (%q)", att.PartStat)
+		}
+	}
+	c.UID = ev.UID
+	c.Attendee = att
+	return nil
+}
+
+// replyingAttendee picks the ATTENDEE a reply is from: the one whose
+// address is the sender's, else the only one.
+func replyingAttendee(atts []itip.Attendee, from string) (itip.Attendee, bool) {
+	for _, a := range atts {
+		if a.Email != "" && strings.EqualFold(a.Email, from) {
+			return a, true
+		}
+	}
+	if len(atts) == 1 && atts[0].Email != "" {
+		return atts[0], true
+	}
+	return itip.Attendee{}, false
+}
+
+// partStats maps iCalendar PARTSTAT values to our lower-case statuses.
+var partStats = map[string]string{
+	"NEEDS-ACTION": store.PartNeedsAction,
+	"ACCEPTED":     store.PartAccepted,
+	"DECLINED":     store.PartDeclined,
+	"TENTATIVE":    store.PartTentative,
+	"DELEGATED":    store.PartDelegated,
+}
+
+func (p *Pipeline) verifyInvite(in *inviteJob) error {
+	return p.db.View(func(tx *store.Tx) error {
+		ev, err := tx.Event(in.UID)
+		if errors.Is(err, store.ErrNotFound) {
+			return reject("unknown event %q", in.UID)
+		} else if err != nil {
+			return err
+		}
+		if ev.Status == store.StatusCancelled {
+			return reject("event %s is cancelled", in.UID)
+		}
+		if _, err := tx.Attendee(in.UID, in.Email); err == nil {
+			return reject("%s is already invited to %s", in.Email, in.UID)
+		}
+		return nil
+	})
+}
+
+// isOurs reports whether addr is at the served domain.
+func (p *Pipeline) isOurs(addr string) bool {
+	_, domain, _ := strings.Cut(strings.ToLower(addr), "@")
+	return domain == p.cfg.Domain
+}
