@@ -1,0 +1,307 @@
+// Package smtpd is invited's inbound SMTP listener. It accepts mail for
+// its own mailboxes at the served domain only, and answers 250 only after
+// the queue has the message on disk.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Envelope is what the SMTP conversation said about a message.
+type Envelope struct {
+	Remote   string
+	HELO     string
+	MailFrom string
+	RcptTo   []string
+	TLS      bool
+}
+
+// Queue stores received messages. Accept returns only once the message is
+// durable. Busy reports that the queue is past its high-water mark.
+type Queue interface {
+	Accept(ctx context.Context, env Envelope, data []byte) (id string, err error)
+	Busy() bool
+}
+
+// Config configures a Server. Zero fields take the defaults noted.
+type Config struct {
+	Domain string // the served domain; mail for any other is refused
+	// Hostname is announced in the greeting (default Domain).
+	Hostname string
+	// Mailboxes are the local parts accepted as they are; Tagged are local
+	// parts that also accept "+TAG" (rsvp+TAG@domain).
+	Mailboxes []string
+	Tagged    []string
+	// MaxMessageBytes (default 10 MiB) and MaxRecipients (default 10).
+	MaxMessageBytes int64
+	MaxRecipients   int
+	// ReadTimeout and WriteTimeout per command (default 2 minutes), and
+	// DataTimeout for the whole DATA transfer (default 10 minutes).
+	ReadTimeout, WriteTimeout, DataTimeout time.Duration
+	// AcceptTimeout bounds the wait for the queue to commit (default 30s).
+	AcceptTimeout time.Duration
+	// TLS, when set, enables STARTTLS.
+	TLS *tls.Config
+}
+
+// Server is the SMTP listener.
+type Server struct {
+	cfg   Config
+	q     Queue
+	log   *slog.Logger
+	smtp  *smtp.Server
+	conns atomic.Uint64
+}
+
+// New returns a Server that hands messages to q.
+func New(cfg Config, q Queue, log *slog.Logger) (*Server, error) {
+	if cfg.Domain == "" {
+		return nil, errors.New("smtpd: no domain")
+	}
+	cfg.Domain = strings.ToLower(cfg.Domain)
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.Domain
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 10 << 20
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = 10
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 2 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Minute
+	}
+	if cfg.DataTimeout <= 0 {
+		cfg.DataTimeout = 10 * time.Minute
+	}
+	if cfg.AcceptTimeout <= 0 {
+		cfg.AcceptTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, q: q, log: log}
+	srv := smtp.NewServer(s)
+	srv.Domain = cfg.Hostname
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	srv.MaxRecipients = cfg.MaxRecipients
+	srv.ReadTimeout = cfg.ReadTimeout
+	srv.WriteTimeout = cfg.WriteTimeout
+	srv.TLSConfig = cfg.TLS
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	s.smtp = srv
+	return s, nil
+}
+
+var _ smtp.Backend = (*Server)(nil)
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.smtp.Serve(ln)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for open sessions to end
+// or ctx to expire, then closes what is left: a client idling between
+// messages is disconnected, and a message not yet answered 250 is simply
+// not accepted (its sender retries).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	switch {
+	case err == nil, errors.Is(err, smtp.ErrServerClosed):
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		s.log.Warn("closing SMTP sessions still open at shutdown")
+		s.smtp.Close()
+		return nil
+	}
+	return fmt.Errorf("smtpd: shutdown: %w", err)
+}
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	id := s.conns.Add(1)
+	remote := ""
+	if a := c.Conn().RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{
+		srv:    s,
+		conn:   c,
+		ctx:    ctx,
+		cancel: cancel,
+		remote: remote,
+		log:    s.log.With("conn", id, "remote", remote),
+	}, nil
+}
+
+// local classifies a recipient: nil if it is one of our mailboxes, else
+// the SMTP error to answer.
+func (s *Server) local(rcpt string) error {
+	local, domain, ok := strings.Cut(strings.ToLower(rcpt), "@")
+	if !ok || local == "" {
+		return errBadAddress
+	}
+	if domain != s.cfg.Domain {
+		return errRelay
+	}
+	for _, m := range s.cfg.Mailboxes {
+		if local == m {
+			return nil
+		}
+	}
+	base, tag, tagged := strings.Cut(local, "+")
+	for _, m := range s.cfg.Tagged {
+		if base == m && (!tagged || validTag(tag)) {
+			return nil
+		}
+	}
+	return errNoMailbox
+}
+
+func validTag(tag string) bool {
+	if tag == "" || len(tag) > 64 {
+		return false
+	}
+	for _, r := range tag {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+type session struct {
+	srv    *Server
+	conn   *smtp.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	remote string
+	log    *slog.Logger
+
+	from string
+	rcpt []string
+}
+
+func (s *session) Reset() {
+	s.from, s.rcpt = "", nil
+}
+
+func (s *session) Logout() error {
+	s.cancel()
+	return nil
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.srv.q.Busy() {
+		s.log.Warn("inbound queue full: deferring", "from", from)
+		return errBusy
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := s.srv.local(to); err != nil {
+		s.log.Info("recipient refused", "rcpt", to, "err", err)
+		return err
+	}
+	to = strings.ToLower(to)
+	for _, r := range s.rcpt {
+		if r == to {
+			return nil
+		}
+	}
+	s.rcpt = append(s.rcpt, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	conn := s.conn.Conn()
+	conn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return toSMTP(err)
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	env := Envelope{
+		Remote:   s.remote,
+		HELO:     s.conn.Hostname(),
+		MailFrom: s.from,
+		RcptTo:   append([]string(nil), s.rcpt...),
+		TLS:      isTLS,
+	}
+	data = append(s.received(env), data...)
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
+	defer cancel()
+	id, err := s.srv.q.Accept(ctx, env, data)
+	if err != nil {
+		s.log.Error("accept", "err", err)
+		return toSMTP(err)
+	}
+	s.log.Info("accepted", "msg_id", id, "from", s.from, "rcpt", env.RcptTo, "size", len(data))
+	// go-smtp sends an SMTPError's code as it is, so a 250 can say which
+	// message it was: the id to look for in the log and the admin API.
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+}
+
+// received is the trace header we prepend (RFC 5321 section 4.4).
+func (s *session) received(env Envelope) []byte {
+	helo := strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e || r == '(' || r == ')' {
+			return -1
+		}
+		return r
+	}, env.HELO)
+	proto := "ESMTP"
+	if env.TLS {
+		proto = "ESMTPS"
+	}
+	return fmt.Appendf(nil, "Received: from %s (%s)\r\n\tby %s (invited) with %s;\r\n\t%s\r\n",
+		helo, env.Remote, s.srv.cfg.Hostname, proto, time.Now().UTC().Format(time.RFC1123Z))
+}
+
+var (
+	errBusy       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too much mail queued here, try again later"}
+	errRelay      = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domain"}
+	errNoMailbox  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
+	errBadAddress = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+)
+
+// toSMTP turns any error into the reply go-smtp sends: SMTP errors pass
+// as they are, timeouts and temporary failures become 451, the rest 554.
+func toSMTP(err error) error {
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return se
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Line too long"}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isTemporary(err):
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}

@@ -1,0 +1,240 @@
+package smtpd_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/smtpd"
+	"github.com/invited/invited/store"
+)
+
+// queue adapts the real pipeline to smtpd.Queue, as cmd/invited does.
+type queue struct{ p *pipeline.Pipeline }
+
+func (q queue) Accept(ctx context.Context, env smtpd.Envelope, data []byte) (string, error) {
+	return q.p.Accept(ctx, pipeline.Envelope(env), data)
+}
+func (q queue) Busy() bool { return q.p.Busy() }
+
+// serve starts the listener over a real store and pipeline (not running:
+// messages stay queued, so tests can look at them and fill the queue).
+func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *store.DB) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", MaxInbound: maxInbound}, db, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Domain = "invite.test"
+	cfg.Mailboxes = []string{"create", "bulk"}
+	cfg.Tagged = []string{"rsvp"}
+	s, err := smtpd.New(cfg, queue{p}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	})
+	return ln.Addr().String(), db
+}
+
+func dial(t *testing.T, addr string) *smtp.Client {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func code(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+func enhanced(err error) smtp.EnhancedCode {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.EnhancedCode
+	}
+	return smtp.EnhancedCode{}
+}
+
+const msg = "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+
+func TestRcpt_OnlyOurMailboxes(t *testing.T) {
+	addr, _ := serve(t, smtpd.Config{}, 0)
+	c := dial(t, addr)
+	if err := c.Mail("a@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		rcpt string
+		code int
+		enh  smtp.EnhancedCode
+	}{
+		{"create@invite.test", 0, smtp.EnhancedCode{}},
+		{"CREATE@Invite.Test", 0, smtp.EnhancedCode{}},
+		{"rsvp@invite.test", 0, smtp.EnhancedCode{}},
+		{"rsvp+k3x9a@invite.test", 0, smtp.EnhancedCode{}},
+		{"bulk@invite.test", 0, smtp.EnhancedCode{}},
+		{"postmaster@invite.test", 550, smtp.EnhancedCode{5, 1, 1}},
+		{"create+x@invite.test", 550, smtp.EnhancedCode{5, 1, 1}},
+		{"rsvp+bad/tag@invite.test", 550, smtp.EnhancedCode{5, 1, 1}},
+		{"create@example.com", 550, smtp.EnhancedCode{5, 7, 1}},
+		{"create@invite.test.evil.example", 550, smtp.EnhancedCode{5, 7, 1}},
+	}
+	for _, tc := range cases {
+		err := c.Rcpt(tc.rcpt, nil)
+		if code(err) != tc.code || (tc.code != 0 && enhanced(err) != tc.enh) {
+			t.Errorf("RCPT %s: %v, want %d %v", tc.rcpt, err, tc.code, tc.enh)
+		}
+	}
+}
+
+func TestData_DurableBefore250(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{}, 0)
+	c := dial(t, addr)
+	c.Mail("a@example.org", nil)
+	c.Rcpt("create@invite.test", nil)
+	c.Rcpt("rsvp+abc@invite.test", nil)
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, id, ok := strings.Cut(resp.StatusText, "queued as ")
+	if !ok {
+		t.Fatalf("250 text %q", resp.StatusText)
+	}
+	// The 250 promised it: the message and its envelope are on disk now.
+	var m *store.Message
+	var raw []byte
+	err = db.View(func(tx *store.Tx) (err error) {
+		if m, err = tx.Message(id); err != nil {
+			return err
+		}
+		raw, err = tx.Raw(id)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MailFrom != "a@example.org" || len(m.RcptTo) != 2 || !strings.HasPrefix(m.Remote, "127.0.0.1:") || m.HELO == "" {
+		t.Errorf("envelope %+v", m)
+	}
+	if !strings.HasPrefix(string(raw), "Received: from ") || !strings.HasSuffix(string(raw), msg) {
+		t.Errorf("raw message:\n%s", raw)
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 1 {
+		t.Errorf("parse queue %d, want 1", n)
+	}
+}
+
+func TestMail_BusyQueueDefers(t *testing.T) {
+	addr, _ := serve(t, smtpd.Config{}, 2)
+	c := dial(t, addr)
+	for i := range 2 {
+		if err := c.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(msg)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	err := c.Mail("a@example.org", nil)
+	if code(err) != 451 || enhanced(err) != (smtp.EnhancedCode{4, 3, 2}) {
+		t.Fatalf("MAIL past the high-water mark: %v, want 451 4.3.2", err)
+	}
+}
+
+func TestLimits_SizeAndRecipients(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{MaxMessageBytes: 2048, MaxRecipients: 2}, 0)
+	c := dial(t, addr)
+	big := msg + strings.Repeat(strings.Repeat("x", 70)+"\r\n", 60)
+	err := c.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(big))
+	if code(err) != 552 {
+		t.Errorf("oversized message: %v, want 552", err)
+	}
+	long := msg + strings.Repeat("y", 3000) + "\r\n"
+	if err := c.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(long)); code(err) != 554 {
+		t.Errorf("line of 3000 octets: %v, want 554", err)
+	}
+	c = dial(t, addr) // go-smtp closes the connection after a line that long
+	c.Mail("a@example.org", nil)
+	c.Rcpt("create@invite.test", nil)
+	c.Rcpt("rsvp@invite.test", nil)
+	if err := c.Rcpt("bulk@invite.test", nil); code(err) != 452 {
+		t.Errorf("third recipient: %v, want 452", err)
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 0 {
+		t.Errorf("refused messages were queued: %d", n)
+	}
+}
+
+func TestStartTLS(t *testing.T) {
+	srvTLS, pool := smtptest.NewLocalCert(t)
+	addr, db := serve(t, smtpd.Config{TLS: srvTLS}, 0)
+	c, err := smtp.DialStartTLS(addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	var m *store.Message
+	db.View(func(tx *store.Tx) (err error) { m, err = tx.Message("1"); return err })
+	if m == nil || !m.TLS {
+		t.Errorf("message over STARTTLS recorded as %+v", m)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	addr, _ := serve(t, smtpd.Config{ReadTimeout: 200 * time.Millisecond}, 0)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn) // greeting, then the server's goodbye and close
+	if !strings.Contains(string(b), "421") {
+		t.Fatalf("idle connection got %q, want a 421 and a close", b)
+	}
+}
