@@ -1,0 +1,50 @@
+# The two commands a new machine needs: `make run` and `make test`.
+SHELL    := bash
+GO       ?= go
+BIN      := bin/invited
+FUZZTIME ?= 30s
+# Each fuzz target runs this long inside `make test` (a smoke run for CI).
+FUZZSMOKE ?= 3s
+
+.PHONY: all build run test vet fmt-check unit fuzz-smoke fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/invited
+
+# A working instance on loopback: SMTP 127.0.0.1:2525, HTTP 127.0.0.1:8080,
+# data in ./data, outgoing mail as .eml files in ./data/outbox.
+run: build
+	./$(BIN) serve --auth-policy none
+
+test: fmt-check vet unit fuzz-smoke
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...
+
+# Every fuzz target, briefly (seconds each) so CI catches regressions.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSMOKE)
+
+# Every fuzz target for FUZZTIME each.
+fuzz:
+	@set -eo pipefail; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 3; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is everything `invited serve` can be told, from (in rising
+// precedence) the defaults, the TOML file named by --config, INVITED_*
+// environment variables and flags.
+type Config struct {
+	Data       string `toml:"data"`
+	Domain     string `toml:"domain"`
+	Hostname   string `toml:"hostname"`
+	SMTP       string `toml:"smtp"`
+	HTTP       string `toml:"http"`
+	Relay      string `toml:"relay"`
+	RelayConns int    `toml:"relay_conns"`
+	AdminKey   string `toml:"admin_key"`
+	AuthPolicy string `toml:"auth_policy"`
+	LogLevel   string `toml:"log_level"`
+	TLSCert    string `toml:"tls_cert"`
+	TLSKey     string `toml:"tls_key"`
+	Templates  string `toml:"templates"`
+
+	LandingHosts []string `toml:"landing_hosts"`
+
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxRecipients   int      `toml:"max_recipients"`
+	MaxInbound      int64    `toml:"max_inbound"`
+	MaxAttempts     int      `toml:"max_attempts"`
+	SendWorkers     int      `toml:"send_workers"`
+	SMTPTimeout     Duration `toml:"smtp_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// DefaultConfig is what `make run` uses: everything on loopback, mail
+// written to files.
+func DefaultConfig() Config {
+	return Config{
+		Data:            "./data",
+		Domain:          "localhost",
+		SMTP:            "127.0.0.1:2525",
+		HTTP:            "127.0.0.1:8080",
+		RelayConns:      4,
+		AuthPolicy:      "aligned",
+		LogLevel:        "info",
+		MaxMessageBytes: 10 << 20,
+		MaxRecipients:   10,
+		MaxInbound:      10000,
+		MaxAttempts:     10,
+		SendWorkers:     8,
+		SMTPTimeout:     Duration(2 * time.Minute),
+		ShutdownTimeout: Duration(30 * time.Second),
+	}
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: empty"))
+	}
+	if c.Domain == "" || strings.ContainsAny(c.Domain, " @/") {
+		errs = append(errs, fmt.Errorf("domain: %q is not a domain name", c.Domain))
+	}
+	if c.AuthPolicy != "none" && c.AuthPolicy != "aligned" {
+		errs = append(errs, fmt.Errorf("auth-policy: %q is not none or aligned", c.AuthPolicy))
+	}
+	if c.Relay != "" {
+		u, err := url.Parse(c.Relay)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("relay: %q is not smtp://[user:pass@]host:port or smtps://…", redact(c.Relay)))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.MaxMessageBytes < 1024 || c.MaxRecipients < 1 || c.MaxInbound < 1 || c.MaxAttempts < 1 || c.SendWorkers < 1 || c.RelayConns < 1 {
+		errs = append(errs, errors.New("limits must be positive (max-message-bytes at least 1024)"))
+	}
+	return errors.Join(errs...)
+}
+
+// redact hides a password in a relay URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Duration is a time.Duration written as "30s" in TOML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// serveFlags binds the flags of `invited serve` to c. Each has an
+// INVITED_* environment variable, named in its usage.
+func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
+	configPath = fs.String("config", "", "TOML configuration `file` [INVITED_CONFIG]")
+	fs.StringVar(&c.Data, "data", c.Data, "data `dir`ectory: database, admin key, outbox [INVITED_DATA]")
+	fs.StringVar(&c.Domain, "domain", c.Domain, "served mail `domain`: create@, rsvp@, bulk@ it [INVITED_DOMAIN]")
+	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "host `name` in the SMTP greeting (default: the domain) [INVITED_HOSTNAME]")
+	fs.StringVar(&c.SMTP, "smtp", c.SMTP, "SMTP listen `addr`ess [INVITED_SMTP]")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen `addr`ess [INVITED_HTTP]")
+	fs.StringVar(&c.Relay, "relay", c.Relay, "outbound relay `URL`: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (TLS); empty writes .eml files to DIR/outbox [INVITED_RELAY]")
+	fs.IntVar(&c.RelayConns, "relay-conns", c.RelayConns, "parallel `connections` to the relay [INVITED_RELAY_CONNS]")
+	fs.StringVar(&c.AdminKey, "admin-key", c.AdminKey, "admin API `key`; when empty one is generated on first start, kept in DIR/admin.key and printed [INVITED_ADMIN_KEY]")
+	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: none (development only) or aligned (From must be the ORGANIZER of a command, the ATTENDEE of a reply) [INVITED_AUTH_POLICY]")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate `file` for STARTTLS [INVITED_TLS_CERT]")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key `file` for STARTTLS [INVITED_TLS_KEY]")
+	fs.StringVar(&c.Templates, "templates", c.Templates, "`dir`ectory whose *.tmpl files override the built-in templates [INVITED_TEMPLATES]")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest message accepted, in `bytes` [INVITED_MAX_MESSAGE_BYTES]")
+	fs.IntVar(&c.MaxRecipients, "max-recipients", c.MaxRecipients, "recipients per message [INVITED_MAX_RECIPIENTS]")
+	fs.Int64Var(&c.MaxInbound, "max-inbound", c.MaxInbound, "inbound queue depth past which SMTP answers 451 [INVITED_MAX_INBOUND]")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
+	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
+	fs.Func("smtp-timeout", "SMTP per-command `timeout` (default 2m) [INVITED_SMTP_TIMEOUT]", durationFlag(&c.SMTPTimeout))
+	fs.Func("shutdown-timeout", "how long SIGTERM waits for work in hand (default 30s) [INVITED_SHUTDOWN_TIMEOUT]", durationFlag(&c.ShutdownTimeout))
+	fs.Func("landing-host", "`host` the public invite endpoint may redirect to (repeatable) [INVITED_LANDING_HOSTS, comma-separated]", func(s string) error {
+		for h := range strings.SplitSeq(s, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.LandingHosts = append(c.LandingHosts, h)
+			}
+		}
+		return nil
+	})
+	return configPath
+}
+
+func durationFlag(d *Duration) func(string) error {
+	return func(s string) error { return d.UnmarshalText([]byte(s)) }
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	if flagName == "landing-host" {
+		return "INVITED_LANDING_HOSTS"
+	}
+	return "INVITED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// loadConfig builds the configuration of `invited serve` from args, the
+// environment (getenv) and the TOML file they name.
+func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, error) {
+	// First pass: only to find --config.
+	probe := flag.NewFlagSet("probe", flag.ContinueOnError)
+	probe.SetOutput(io.Discard)
+	var scratch Config
+	path := serveFlags(probe, &scratch)
+	probe.Parse(args)
+	if *path == "" {
+		*path = getenv("INVITED_CONFIG")
+	}
+
+	cfg := DefaultConfig()
+	if *path != "" {
+		md, err := toml.DecodeFile(*path, &cfg)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", *path, err)
+		}
+		if un := md.Undecoded(); len(un) > 0 {
+			return cfg, fmt.Errorf("config %s: unknown keys %v", *path, un)
+		}
+	}
+	serveFlags(fs, &cfg)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, cfg.Validate()
+}
