@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
 )
 
@@ -59,7 +58,7 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		e = &store.Event{
 			UID:              newUID(),
 			OriginalUID:      first.UID,
-			OrganizerEmail:   first.Organizer.Email,
+			OrganizerEmail:   organizer(first),
 			OrganizerName:    first.Organizer.Name,
 			Status:           store.StatusConfirmed,
 			OriginalSequence: first.Sequence,
@@ -302,4 +301,3 @@ func newTag() string {
 	return strings.ToLower(b32.EncodeToString(b))
 }
 
-var _ = itip.Time{}

@@ -502,3 +502,85 @@ func TestStatistics_EqualRecount(t *testing.T) {
 	}
 	t.Logf("%d attendees: %+v", recount.Attendees, got)
 }
+
+// TestRealClients_RegisterAndInvite registers the REQUEST of every real
+// client in the corpus under the aligned policy (sent by its organizer)
+// and checks that the invite we send for it keeps its time and zone.
+func TestRealClients_RegisterAndInvite(t *testing.T) {
+	cases := []struct {
+		file      string
+		organizer string // the sender: the ORGANIZER (iCloud: its EMAIL parameter)
+	}{
+		{"google-request-inline-textcalendar.eml", "alice@example.org"},
+		{"google-request-application-ics-invite.eml", "alice@example.org"},
+		{"proton-bridge-request-textcalendar-no-method-param.eml", "alice@example.org"},
+		{"exchange-online-request-base64-multipart-alternative.eml", ""},
+		{"roundcube-kolab-request-single-occurrence-recurrence-id.eml", "jack@kolab.org"},
+		{"google-request-recurring-weekly-rrule-vtimezone.ics", "foobar@nilas.com"},
+		{"google-request-seq0-before-cancel.ics", "inboxapptest.french@gmail.com"},
+		{"exchange2010-request-uppercase-MAILTO-windows-tzid.ics", ""},
+		{"icloud-request-allday.ics", "benbitdiddle@icloud.com"},
+		{"lotus-notes-8.5-request-broken-fold-colon-quoted-tzid.ics", "user6@linagora.com"},
+		{"obm-request-duration-resource-attendee-uppercase-MAILTO.ics", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			h := newHarness(t, smtptest.Options{}, nil)
+			raw := testdata(t, c.file)
+			var cal *itip.Calendar
+			if strings.HasSuffix(c.file, ".ics") {
+				var err error
+				if cal, err = itip.ParseCalendar(strings.NewReader(raw)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				m, err := itip.ReadMessage(strings.NewReader(raw), itip.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cal = m.Calendars[0]
+			}
+			orig := cal.Events[0]
+			org := c.organizer
+			if org == "" {
+				org = orig.Organizer.Email
+			}
+			if strings.HasSuffix(c.file, ".ics") {
+				raw = string(wrap(org, "REQUEST", raw))
+			} else {
+				raw = regexp.MustCompile(`(?m)^From:.*$`).ReplaceAllLiteralString(raw, "From: <"+org+">\r")
+			}
+			id := h.accept(org, "create@"+domain, []byte(raw))
+			if m := h.outcome(id); m.Status != store.MessageProcessed {
+				t.Fatalf("not registered: %+v", m.Notes)
+			}
+			var e *store.Event
+			h.db.View(func(tx *store.Tx) (err error) { e, err = tx.EventByOriginalUID(orig.UID); return err })
+			if e.OrganizerEmail != org {
+				t.Errorf("organizer %q, want %q", e.OrganizerEmail, org)
+			}
+			msgs := h.invite(e.UID, 1, "guest@example.com")
+			m, err := itip.ReadMessage(strings.NewReader(string(msgs[0].Data)), itip.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := m.Calendars[0]
+			ev := sent.Events[0]
+			if ev.UID != e.UID || ev.Start.Value != orig.Start.Value || ev.Start.TZID != orig.Start.TZID ||
+				!ev.Start.UTC.Equal(orig.Start.UTC) || ev.Start.AllDay != orig.Start.AllDay || ev.Summary != orig.Summary {
+				t.Errorf("sent event %+v\nfrom       %+v", ev, orig)
+			}
+			if !ev.End.UTC.Equal(orig.End.UTC) {
+				t.Errorf("end %v, want %v", ev.End.UTC, orig.End.UTC)
+			}
+			if tz := ev.Start.TZID; tz != "" {
+				if _, ok := sent.Timezones[tz]; !ok {
+					t.Errorf("no VTIMEZONE for %q in %v", tz, sent.Timezones)
+				}
+			}
+			if ev.RRule != orig.RRule || ev.RecurrenceID != nil {
+				t.Errorf("RRULE %q RECURRENCE-ID %v, want %q and none", ev.RRule, ev.RecurrenceID, orig.RRule)
+			}
+		})
+	}
+}

@@ -67,17 +67,17 @@ func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {
 		if ev.UID != first.UID {
 			return reject("calendar holds several events (UIDs %q and %q); send one event per message", first.UID, ev.UID)
 		}
-		if ev.Organizer.Email == "" {
+		if organizer(ev) == "" {
 			return reject("VEVENT has no ORGANIZER")
 		}
-		if ev.Organizer.Email != first.Organizer.Email {
+		if organizer(ev) != organizer(first) {
 			return reject("VEVENTs name different organizers")
 		}
 		if kind == kindRequest && ev.Start.IsZero() {
 			return reject("VEVENT has no DTSTART")
 		}
 	}
-	org := first.Organizer.Email
+	org := organizer(first)
 	if p.isOurs(org) {
 		return reject("the ORGANIZER %s is one of our own addresses: forward the organizer's own invitation, not ours", org)
 	}
@@ -198,6 +198,16 @@ func (p *Pipeline) verifyInvite(in *inviteJob) error {
 		}
 		return nil
 	})
+}
+
+// organizer is the address that identifies an event's organizer: the
+// EMAIL parameter when there is one (iCloud puts a relay address in the
+// value and the person's address there), else the ORGANIZER address.
+func organizer(ev itip.Event) string {
+	if ev.Organizer.EmailParam != "" {
+		return ev.Organizer.EmailParam
+	}
+	return ev.Organizer.Email
 }
 
 // isOurs reports whether addr is at the served domain.
