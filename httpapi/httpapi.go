@@ -72,6 +72,7 @@ func New(cfg Config, db *store.DB, inviter Inviter, log *slog.Logger) *Handler {
 	h.mux.Handle("GET /event/{uid}/attendees", h.admin(h.attendees))
 	h.mux.Handle("GET /organizer/{organizer}/events", h.admin(h.organizerEvents))
 	h.mux.Handle("GET /shadow/organizer/{organizer}/events", h.admin(h.organizerEvents))
+	h.mux.Handle("GET /admin/messages/{id}", h.admin(h.message))
 	return h
 }
 

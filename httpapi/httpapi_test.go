@@ -117,6 +117,9 @@ func TestAuth(t *testing.T) {
 	if code, _, _ := e.do(t, "GET", "/healthz", "", "", ""); code != 200 {
 		t.Errorf("healthz: %d", code)
 	}
+	if code, _, _ := e.do(t, "GET", "/admin/messages/1", "", "", ""); code != 401 {
+		t.Errorf("message without key: %d", code)
+	}
 	if code, _, _ := e.do(t, "GET", "/event/nope", key, "", ""); code != 404 {
 		t.Errorf("unknown event: %d", code)
 	}

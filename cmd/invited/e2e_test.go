@@ -110,6 +110,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("message %s: status %s, notes %+v; want rejected", id, m.Status, m.Notes)
 		}
 	}
+	// The admin API shows what became of a message, by its queue id.
+	var rec struct {
+		Status string `json:"status"`
+		Notes  []struct{ Text string }
+	}
+	if code := api(t, app, "GET", "/admin/messages/"+forged, nil, &rec); code != 200 || rec.Status != "rejected" ||
+		len(rec.Notes) == 0 || !strings.Contains(rec.Notes[0].Text, "not the replying ATTENDEE") {
+		t.Errorf("GET /admin/messages/%s: %d %+v", forged, code, rec)
+	}
 
 	mustSend(t, smtpAddr, gmail, []string{tags[gmail]}, wrapICS("Karim Hamidou <"+gmail+">", tags[gmail], "Declined: Imip Testing", "REPLY", google))
 	mustSend(t, smtpAddr, outlook, []string{tags[outlook]}, wrapICS("extc extc <"+outlook+">", tags[outlook], "Tentative", "REPLY", outl))
