@@ -300,4 +300,3 @@ func newTag() string {
 	rand.Read(b)
 	return strings.ToLower(b32.EncodeToString(b))
 }
-
