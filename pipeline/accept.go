@@ -37,7 +37,8 @@ func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id str
 		if err := tx.PutMessage(m, raw); err != nil {
 			return err
 		}
-		return tx.Enqueue(StageParse, &store.Job{Kind: "message", Message: m.ID}, m.Received)
+		_, err := tx.Enqueue(StageParse, &store.Job{Kind: kindMessage, Message: m.ID}, m.Received)
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("pipeline: accept: %w", err)
@@ -122,8 +123,7 @@ func (p *Pipeline) Invite(ctx context.Context, uid string, rows []store.Invitee)
 			return fmt.Errorf("event %q: %w", uid, err)
 		}
 		for _, j := range jobs {
-			j.ID = 0
-			if err := tx.Enqueue(StageVerify, j, now); err != nil {
+			if _, err := tx.Enqueue(StageVerify, j, now); err != nil {
 				return err
 			}
 		}

@@ -282,7 +282,8 @@ func (p *Pipeline) enqueue(tx *store.Tx, stage, kind, message string, payload an
 	if err != nil {
 		return err
 	}
-	return tx.Enqueue(stage, jb, p.cfg.Now())
+	_, err = tx.Enqueue(stage, jb, p.cfg.Now())
+	return err
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)

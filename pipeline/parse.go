@@ -98,8 +98,7 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 	}
 	return func(tx *store.Tx) error {
 		for _, jb := range jobs {
-			jb.ID = 0
-			if err := tx.Enqueue(StageVerify, jb, p.cfg.Now()); err != nil {
+			if _, err := tx.Enqueue(StageVerify, jb, p.cfg.Now()); err != nil {
 				return err
 			}
 		}

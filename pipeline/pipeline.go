@@ -268,6 +268,18 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 				log.Error("panic in stage", "panic", v)
 			}
 		}()
+		// The scheduler's snapshot may predate the commit of a worker that
+		// just finished this job: look again before doing anything.
+		var queued bool
+		if err := p.db.View(func(tx *store.Tx) error { queued = tx.Queued(j); return nil }); err != nil {
+			return err
+		}
+		if !queued {
+			return errGone
+		}
+		if j.Kind == store.KindUndecodable {
+			return reject("unreadable job: %s", j.LastError)
+		}
 		apply, err := st.handle(ctx, j)
 		if err != nil {
 			return err
@@ -286,7 +298,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		return
 	}
 	if errors.Is(err, errGone) {
-		log.Warn("job was already completed", "err", err)
+		log.Debug("job was already completed", "err", err)
 		return
 	}
 	now := p.cfg.Now()
@@ -312,7 +324,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			if err := tx.Bury(j, cause, now); err != nil {
 				return err
 			}
-			return p.note(tx, j, store.MessageRejected, "failed after "+fmt.Sprint(j.Attempts+1)+" attempts: "+cause)
+			return p.note(tx, j, store.MessageRejected, fmt.Sprintf("failed after %d attempts: %s", j.Attempts+1, cause))
 		})
 	default:
 		delay := p.backoff(j.Attempts)

@@ -285,7 +285,7 @@ func TestRetriesExhausted_DeadLetterThenRetry(t *testing.T) {
 		h.db.View(func(tx *store.Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
 		return len(dead) == 1
 	})
-	if dead[0].Stage != StageSend || dead[0].Attempts != 2 || !strings.Contains(dead[0].LastError, "down") {
+	if dead[0].Stage != StageSend || dead[0].Attempts != 3 || !strings.Contains(dead[0].LastError, "down") {
 		t.Errorf("dead letter %+v", dead[0])
 	}
 	down.Store(false)

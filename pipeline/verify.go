@@ -50,8 +50,8 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 		return nil, err
 	}
 	return func(tx *store.Tx) error {
-		out.ID = 0
-		return tx.Enqueue(StageCreate, out, p.cfg.Now())
+		_, err := tx.Enqueue(StageCreate, out, p.cfg.Now())
+		return err
 	}, nil
 }
 

@@ -33,7 +33,8 @@ func BenchmarkAccept_GroupCommit(b *testing.B) {
 						if err := tx.PutMessage(m, raw4k); err != nil {
 							return err
 						}
-						return tx.Enqueue("parse", &Job{Kind: "message", Message: m.ID}, now)
+						_, err := tx.Enqueue("parse", &Job{Kind: "message", Message: m.ID}, now)
+						return err
 					})
 					if err != nil {
 						b.Error(err)

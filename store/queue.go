@@ -30,31 +30,41 @@ func (j *Job) key() []byte {
 	return binary.BigEndian.AppendUint64(k, j.ID)
 }
 
+// KindUndecodable is the Kind of a queued job whose record cannot be read.
+const KindUndecodable = "undecodable"
+
 func queueBucket(stage string) []byte { return []byte(queuePrefix + stage) }
 
-// Enqueue adds j to the queue of stage, due at j.Due (now when zero). It
-// assigns j.ID. Stage workers are woken once the transaction commits.
-func (tx *Tx) Enqueue(stage string, j *Job, now time.Time) error {
+// Enqueue adds a copy of j to the queue of stage, due at j.Due (now when
+// zero), and returns the copy with its new ID. j itself is not changed, so
+// an Update function that enqueues can safely run more than once. Stage
+// workers are woken once the transaction commits.
+func (tx *Tx) Enqueue(stage string, j *Job, now time.Time) (*Job, error) {
 	if !tx.writable {
-		return ErrReadOnly
+		return nil, ErrReadOnly
 	}
-	if j.ID == 0 {
-		id, err := tx.NextID()
-		if err != nil {
-			return err
-		}
-		j.ID = id
-	}
-	j.Stage = stage
-	if j.Created.IsZero() {
-		j.Created = now
-	}
-	if j.Due.IsZero() {
-		j.Due = now
-	}
-	b, err := tx.tx.CreateBucketIfNotExists(queueBucket(stage))
+	c := *j
+	id, err := tx.NextID()
 	if err != nil {
-		return fmt.Errorf("store: queue %s: %w", stage, err)
+		return nil, err
+	}
+	c.ID, c.Stage = id, stage
+	if c.Created.IsZero() {
+		c.Created = now
+	}
+	if c.Due.IsZero() {
+		c.Due = now
+	}
+	if err := tx.putJob(&c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (tx *Tx) putJob(j *Job) error {
+	b, err := tx.tx.CreateBucketIfNotExists(queueBucket(j.Stage))
+	if err != nil {
+		return fmt.Errorf("store: queue %s: %w", j.Stage, err)
 	}
 	data, err := json.Marshal(j)
 	if err != nil {
@@ -63,7 +73,7 @@ func (tx *Tx) Enqueue(stage string, j *Job, now time.Time) error {
 	if err := b.Put(j.key(), data); err != nil {
 		return err
 	}
-	db := tx.db
+	db, stage := tx.db, j.Stage
 	tx.OnCommit(func() {
 		db.queueLen(stage).Add(1)
 		db.Kick(stage)
@@ -89,8 +99,14 @@ func (tx *Tx) Done(j *Job) error {
 	return nil
 }
 
+// Queued reports whether j is still in its queue.
+func (tx *Tx) Queued(j *Job) bool {
+	b := tx.tx.Bucket(queueBucket(j.Stage))
+	return b != nil && b.Get(j.key()) != nil
+}
+
 // Retry puts j back in its queue, due at due, with one more attempt and
-// the error that failed it.
+// the error that failed it. j itself is not changed.
 func (tx *Tx) Retry(j *Job, due time.Time, cause string) error {
 	if err := tx.Done(j); err != nil {
 		return err
@@ -99,40 +115,43 @@ func (tx *Tx) Retry(j *Job, due time.Time, cause string) error {
 	r.Attempts++
 	r.LastError = cause
 	r.Due = due
-	if err := tx.Enqueue(j.Stage, &r, due); err != nil {
-		return err
-	}
-	*j = r
-	return nil
+	return tx.putJob(&r)
 }
 
 // Bury moves j from its queue to the dead-letter bucket with the error
-// that made it give up.
+// that made it give up; its Attempts counts this last one.
 func (tx *Tx) Bury(j *Job, cause string, now time.Time) error {
 	if err := tx.Done(j); err != nil {
 		return err
 	}
 	d := *j
+	d.Attempts++
 	d.LastError = cause
 	d.Failed = now
 	return tx.put(bDead, u64(d.ID), &d)
 }
 
-// Resurrect moves the dead letter id back to its stage's queue, due now,
-// with its attempts reset.
-func (tx *Tx) Resurrect(id uint64, now time.Time) (*Job, error) {
+// DeadLetter reads the dead letter id.
+func (tx *Tx) DeadLetter(id uint64) (*Job, error) {
 	var j Job
 	if err := tx.get(bDead, u64(id), &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// Resurrect moves the dead letter id back to its stage's queue, due now,
+// with its attempts reset, and returns the queued job.
+func (tx *Tx) Resurrect(id uint64, now time.Time) (*Job, error) {
+	j, err := tx.DeadLetter(id)
+	if err != nil {
 		return nil, err
 	}
 	if err := tx.del(bDead, u64(id)); err != nil {
 		return nil, err
 	}
-	j.Attempts, j.Failed, j.Due = 0, time.Time{}, now
-	if err := tx.Enqueue(j.Stage, &j, now); err != nil {
-		return nil, err
-	}
-	return &j, nil
+	j.Attempts, j.Failed, j.Due, j.LastError = 0, time.Time{}, now, ""
+	return tx.Enqueue(j.Stage, j, now)
 }
 
 // DeadLetters lists up to limit dead letters, oldest first, after the id
@@ -175,8 +194,12 @@ func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) boo
 			}
 			j := new(Job)
 			if err := json.Unmarshal(v, j); err != nil {
-				return fmt.Errorf("store: decode job %x: %w", k, err)
+				// Hand it out anyway, as a kind no stage knows, so it is
+				// dropped with a reason instead of stalling the queue.
+				j = &Job{Kind: KindUndecodable, LastError: err.Error(), Payload: nil}
 			}
+			j.ID, j.Stage = binary.BigEndian.Uint64(k[8:16]), stage
+			j.Due = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 			jobs = append(jobs, j)
 		}
 		return nil

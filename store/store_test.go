@@ -131,12 +131,13 @@ func TestQueue_DueRetryBury(t *testing.T) {
 	ctx := context.Background()
 	var a, b Job
 	err := db.Update(ctx, func(tx *Tx) error {
-		a = Job{Kind: "k", Payload: []byte(`{"n":1}`)}
-		b = Job{Kind: "k", Due: t0.Add(time.Minute)}
-		if err := tx.Enqueue("parse", &a, t0); err != nil {
+		pa, err := tx.Enqueue("parse", &Job{Kind: "k", Payload: []byte(`{"n":1}`)}, t0)
+		if err != nil {
 			return err
 		}
-		return tx.Enqueue("parse", &b, t0)
+		pb, err := tx.Enqueue("parse", &Job{Kind: "k", Due: t0.Add(time.Minute)}, t0)
+		a, b = *pa, *pb
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,11 +154,10 @@ func TestQueue_DueRetryBury(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].ID != a.ID || !next.Equal(b.Due) {
 		t.Fatalf("Due = %v, %v, %v; want job %d and next %v", jobs, next, err, a.ID, b.Due)
 	}
-	jobs, _, _ = db.Due("parse", t0, 10, func(id uint64) bool { return id == a.ID })
-	if len(jobs) != 0 {
-		t.Fatalf("Due with skip = %v, want none", jobs)
+	if skipped, _, _ := db.Due("parse", t0, 10, func(id uint64) bool { return id == a.ID }); len(skipped) != 0 {
+		t.Fatalf("Due with skip = %v, want none", skipped)
 	}
-	if err := db.Update(ctx, func(tx *Tx) error { return tx.Retry(&a, t0.Add(2*time.Minute), "try again") }); err != nil {
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.Retry(jobs[0], t0.Add(2*time.Minute), "try again") }); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _, _ = db.Due("parse", t0.Add(3*time.Minute), 10, nil)
@@ -172,7 +172,7 @@ func TestQueue_DueRetryBury(t *testing.T) {
 	}
 	var dead []Job
 	db.View(func(tx *Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
-	if len(dead) != 1 || dead[0].LastError != "gave up" {
+	if len(dead) != 1 || dead[0].LastError != "gave up" || dead[0].Attempts != 2 {
 		t.Fatalf("dead letters = %+v", dead)
 	}
 	if err := db.Update(ctx, func(tx *Tx) error { _, err := tx.Resurrect(dead[0].ID, t0); return err }); err != nil {
@@ -287,7 +287,7 @@ func TestOpen_ReopenKeepsQueueLengths(t *testing.T) {
 	}
 	db.Update(context.Background(), func(tx *Tx) error {
 		for range 3 {
-			if err := tx.Enqueue("send", &Job{Kind: "x"}, t0); err != nil {
+			if _, err := tx.Enqueue("send", &Job{Kind: "x"}, t0); err != nil {
 				return err
 			}
 		}
@@ -304,5 +304,55 @@ func TestOpen_ReopenKeepsQueueLengths(t *testing.T) {
 	defer db.Close()
 	if n := db.QueueLen("send"); n != 3 {
 		t.Fatalf("QueueLen after reopen = %d, want 3", n)
+	}
+}
+
+// TestRun_RerunAfterNeighbourFails runs a batch in which a job is retried
+// and then another function fails: the batch is rolled back and run again
+// without the failed one, so the retry runs twice and must still apply
+// once.
+func TestRun_RerunAfterNeighbourFails(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	var j *Job
+	db.Update(ctx, func(tx *Tx) (err error) {
+		j, err = tx.Enqueue("send", &Job{Kind: "x"}, t0)
+		return err
+	})
+	retry := &request{fn: func(tx *Tx) error { return tx.Retry(j, t0.Add(time.Hour), "relay down") }, done: make(chan error, 1)}
+	boom := errors.New("boom")
+	failing := &request{fn: func(tx *Tx) error { return boom }, done: make(chan error, 1)}
+	db.run([]*request{retry, failing})
+	if err := <-retry.done; err != nil {
+		t.Fatalf("retry in a re-run batch: %v", err)
+	}
+	if err := <-failing.done; !errors.Is(err, boom) {
+		t.Fatalf("failing function: %v", err)
+	}
+	jobs, next, _ := db.Due("send", t0.Add(time.Minute), 10, nil)
+	if len(jobs) != 0 || !next.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("after retry: due now %v, next %v; want none now and one in an hour", jobs, next)
+	}
+	jobs, _, _ = db.Due("send", t0.Add(2*time.Hour), 10, nil)
+	if len(jobs) != 1 || jobs[0].Attempts != 1 || jobs[0].LastError != "relay down" {
+		t.Fatalf("retried job %+v", jobs)
+	}
+}
+
+func TestDue_UndecodableJobIsHandedOut(t *testing.T) {
+	db := openTestDB(t)
+	var j *Job
+	db.Update(context.Background(), func(tx *Tx) (err error) {
+		if j, err = tx.Enqueue("parse", &Job{Kind: "x"}, t0); err != nil {
+			return err
+		}
+		return tx.tx.Bucket(queueBucket("parse")).Put(j.key(), []byte("{not json"))
+	})
+	jobs, _, err := db.Due("parse", t0, 10, nil)
+	if err != nil || len(jobs) != 1 || jobs[0].Kind != KindUndecodable || jobs[0].ID != j.ID {
+		t.Fatalf("Due = %+v, %v; want the broken job as %s", jobs, err, KindUndecodable)
+	}
+	if err := db.Update(context.Background(), func(tx *Tx) error { return tx.Done(jobs[0]) }); err != nil {
+		t.Fatalf("Done on the broken job: %v", err)
 	}
 }
