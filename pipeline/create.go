@@ -112,6 +112,10 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		}
 	}
 	e.Sequence++
+	e.UpdateSequence = e.Sequence
+	if timeChanged {
+		e.ResetSequence = e.Sequence
+	}
 	e.LastModified = now
 	if err := d.save(e); err != nil {
 		return err
@@ -176,6 +180,9 @@ func (p *Pipeline) applyCancel(tx *store.Tx, j *store.Job, c *commandJob) error 
 	return p.processed(tx, j, "%s cancelled (SEQUENCE %d); sending cancellations", what, e.Sequence)
 }
 
+// maxText bounds a COMMENT or PRODID kept from a reply.
+const maxText = 1024
+
 // applyReply records an attendee's answer.
 func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 	now := p.cfg.Now()
@@ -213,7 +220,7 @@ func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 		return p.processed(tx, j, "%s asked for the latest version of %s; resending", email, e.UID)
 	case "COUNTER":
 		a.AddHistory(store.RSVP{Status: a.Status, DTStamp: nowOr(vev.DTStamp, now), Received: now,
-			ProdID: c.Calendar.ProdID, Comment: vev.Comment, Method: "COUNTER", Message: j.Message})
+			ProdID: truncate(c.Calendar.ProdID, maxText), Comment: truncate(vev.Comment, maxText), Method: "COUNTER", Message: j.Message})
 		if err := tx.PutAttendee(a); err != nil {
 			return err
 		}
@@ -222,21 +229,36 @@ func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 
 	status := partStats[c.Attendee.PartStat]
 	stamp := nowOr(vev.DTStamp, now)
+	comment, prodID := truncate(vev.Comment, maxText), truncate(c.Calendar.ProdID, maxText)
 	if !a.LastDTStamp.IsZero() && !stamp.After(a.LastDTStamp) {
 		return p.processed(tx, j, "reply from %s for %s (DTSTAMP %s) is not newer than the last one applied; ignored",
 			email, e.UID, stamp.UTC().Format("20060102T150405Z"))
+	}
+	if vev.Sequence < e.ResetSequence && !isNew {
+		return p.processed(tx, j, "reply from %s for %s answers SEQUENCE %d, before the time changed (SEQUENCE %d); ignored",
+			email, e.UID, vev.Sequence, e.ResetSequence)
+	}
+	if rid := vev.RecurrenceID; rid != nil {
+		// An answer for one occurrence: kept in the history, the series
+		// status and the statistics stay as they are.
+		a.AddHistory(store.RSVP{Status: status, DTStamp: stamp, Received: now, ProdID: prodID, Comment: comment,
+			Method: "REPLY", Message: j.Message, Occurrence: rid.Value})
+		if err := tx.PutAttendee(a); err != nil {
+			return err
+		}
+		return p.processed(tx, j, "%s: %s for occurrence %s of event %s recorded", email, status, rid.Value, e.UID)
 	}
 	if err := tx.Count(e.UID, e.OrganizerEmail, store.StatusChange(a.Status, status)); err != nil {
 		return err
 	}
 	old := a.Status
 	a.Status, a.LastDTStamp = status, stamp
-	a.ProdID, a.Comment = c.Calendar.ProdID, vev.Comment
+	a.ProdID, a.Comment = prodID, comment
 	if a.Name == "" {
 		a.Name = c.Attendee.Name
 	}
-	a.AddHistory(store.RSVP{Status: status, DTStamp: stamp, Received: now, ProdID: c.Calendar.ProdID,
-		Comment: vev.Comment, Method: "REPLY", Message: j.Message})
+	a.AddHistory(store.RSVP{Status: status, DTStamp: stamp, Received: now, ProdID: prodID,
+		Comment: comment, Method: "REPLY", Message: j.Message})
 	if err := tx.PutAttendee(a); err != nil {
 		return err
 	}

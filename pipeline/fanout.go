@@ -32,7 +32,9 @@ func (p *Pipeline) fanout(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			}
 			n++
 			last = a.Email
-			if f.Reset && a.Status != store.PartNeedsAction && f.Kind == kindUpdate {
+			// Reset answers given before the change, not those that answer
+			// it (from someone invited after it was applied, say).
+			if f.Reset && a.Status != store.PartNeedsAction && f.Kind == kindUpdate && !a.LastDTStamp.After(f.ResetAt) {
 				reset.Add(store.StatusChange(a.Status, store.PartNeedsAction))
 				a.Status = store.PartNeedsAction
 				a.LastDTStamp = f.ResetAt

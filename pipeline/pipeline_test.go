@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -582,5 +583,143 @@ func TestRealClients_RegisterAndInvite(t *testing.T) {
 				t.Errorf("RRULE %q RECURRENCE-ID %v, want %q and none", ev.RRule, ev.RecurrenceID, orig.RRule)
 			}
 		})
+	}
+}
+
+// TestUpdateThenOccurrenceCancel: an update still waiting for the relay
+// when one occurrence is cancelled must still reach the attendee.
+func TestUpdateThenOccurrenceCancel(t *testing.T) {
+	var down atomic.Bool
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if down.Load() {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "later"}
+		}
+		return nil
+	}}, func(c *Config) { c.MaxAttempts = 1000 })
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	h.invite(e.UID, 1, "a@example.com")
+	down.Store(true)
+	moved := setProp(setProp(setProp(ics, "SEQUENCE", "1"), "DTSTAMP", "20150113T000000Z"),
+		"DTSTART;TZID=America/Los_Angeles", "20150112T150000")
+	h.outcome(h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", moved)))
+	cancel := strings.Replace(moved, "METHOD:REQUEST", "METHOD:CANCEL", 1)
+	cancel = strings.Replace(cancel, "RRULE:FREQ=WEEKLY;WKST=SU\n", "RECURRENCE-ID;TZID=America/Los_Angeles:20150126T150000\n", 1)
+	cancel = setProp(setProp(cancel, "SEQUENCE", "2"), "DTSTAMP", "20150114T000000Z")
+	if m := h.outcome(h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel))); m.Status != store.MessageProcessed {
+		t.Fatalf("cancel: %+v", m.Notes)
+	}
+	down.Store(false)
+	msgs := h.wait(3)
+	var methods []string
+	for _, m := range msgs[1:] {
+		r, err := itip.ReadMessage(strings.NewReader(string(m.Data)), itip.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := r.Calendars[0].Events[0]
+		methods = append(methods, r.Calendars[0].Method)
+		if r.Calendars[0].Method == "REQUEST" && (ev.Start.Value != "20150112T150000" || len(ev.ExDates) != 1) {
+			t.Errorf("update: DTSTART %s EXDATE %v; want the new time without the cancelled occurrence", ev.Start.Value, ev.ExDates)
+		}
+	}
+	slices.Sort(methods)
+	if fmt.Sprint(methods) != "[CANCEL REQUEST]" {
+		t.Errorf("attendee got %v, want the update and the occurrence cancel", methods)
+	}
+}
+
+// TestFanoutReset_KeepsAnswersToTheNewTime: the reset after a time change
+// leaves alone an answer given after the change.
+func TestFanoutReset_KeepsAnswersToTheNewTime(t *testing.T) {
+	h := newHarness(t, smtptest.Options{Discard: true}, nil)
+	e := h.register(testdata(t, weekly))
+	change := time.Date(2015, 1, 13, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	err := h.db.Update(ctx, func(tx *store.Tx) error {
+		for _, a := range []*store.Attendee{
+			{UID: e.UID, Email: "before@example.com", Status: store.PartAccepted, LastDTStamp: change.Add(-time.Hour)},
+			{UID: e.UID, Email: "after@example.com", Status: store.PartAccepted, LastDTStamp: change.Add(time.Hour)},
+		} {
+			a.Origin = "api"
+			if err := tx.PutAttendee(a); err != nil {
+				return err
+			}
+		}
+		if err := tx.Count(e.UID, e.OrganizerEmail, store.Counters{Attendees: 2, Accepted: 2}); err != nil {
+			return err
+		}
+		jb, err := newJob(kindUpdate, "", fanoutJob{UID: e.UID, Kind: kindUpdate, Sequence: 0, Reset: true, ResetAt: change})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Enqueue(StageStage, jb, time.Now())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("fanout done", func() bool { return h.db.QueueLen(StageStage) == 0 && h.db.QueueLen(StageSend) == 0 })
+	h.db.View(func(tx *store.Tx) error {
+		b, _ := tx.Attendee(e.UID, "before@example.com")
+		a, _ := tx.Attendee(e.UID, "after@example.com")
+		if b.Status != store.PartNeedsAction || a.Status != store.PartAccepted {
+			t.Errorf("after reset: answered before %s, after %s; want needs-action and accepted", b.Status, a.Status)
+		}
+		return nil
+	})
+	if s := h.stats(e.UID); s.Accepted != 1 || s.Pending != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestReply_TagsOccurrencesAndSequence covers how replies are bound and
+// which are applied.
+func TestReply_TagsOccurrencesAndSequence(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	msgs := h.invite(e.UID, 2, "owner@example.com", "other@example.com")
+	tags := map[string]string{}
+	for _, m := range msgs {
+		r, _ := itip.ReadMessage(strings.NewReader(string(m.Data)), itip.Limits{})
+		tags[m.To[0]] = r.Calendars[0].Events[0].Organizer.Email
+	}
+	base := setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", e.UID)
+	reply := func(who, to, extra string, seq int) *store.Message {
+		ics := strings.Replace(base, "mailto:karim@example.com", "mailto:"+who, 1)
+		ics = setProp(ics, "SEQUENCE", fmt.Sprint(seq))
+		ics = setProp(ics, "DTSTAMP", time.Now().UTC().Format("20060102T150405Z"))
+		ics = strings.Replace(ics, "END:VEVENT", extra+"END:VEVENT", 1)
+		return h.outcome(h.accept(who, to, wrap(who, "REPLY", ics)))
+	}
+	status := func(who string) string {
+		var a *store.Attendee
+		h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, who); return err })
+		if a == nil {
+			return "absent"
+		}
+		return a.Status + "/" + a.Origin
+	}
+	tag := tags["owner@example.com"]
+	if m := reply("other@example.com", tag, "", 0); m.Status != store.MessageRejected {
+		t.Errorf("another attendee answering with owner's tag: %s", m.Status)
+	}
+	if m := reply("friend@example.org", tag, "", 0); m.Status != store.MessageProcessed || status("friend@example.org") != "accepted/shared" {
+		t.Errorf("forwarded invite answered: %s, attendee %s; want a shared attendee", m.Status, status("friend@example.org"))
+	}
+	if reply("owner@example.com", tag, "RECURRENCE-ID;TZID=America/Los_Angeles:20150119T133000\n", 0); status("owner@example.com") != "needs-action/api" {
+		t.Errorf("a reply for one occurrence changed the series: %s", status("owner@example.com"))
+	}
+	// The organizer moves the series: answers to SEQUENCE 0 are now stale.
+	moved := setProp(setProp(setProp(ics, "SEQUENCE", "1"), "DTSTAMP", "20150113T000000Z"),
+		"DTSTART;TZID=America/Los_Angeles", "20150112T150000")
+	h.outcome(h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", moved)))
+	h.wait(5)
+	if m := reply("owner@example.com", tag, "", 0); !strings.Contains(m.Notes[len(m.Notes)-1].Text, "before the time changed") {
+		t.Errorf("reply to the old time: %+v", m.Notes)
+	}
+	if reply("owner@example.com", tag, "", 1); status("owner@example.com") != "accepted/api" {
+		t.Errorf("reply to the new time not applied: %s", status("owner@example.com"))
 	}
 }

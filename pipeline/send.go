@@ -55,38 +55,36 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 	}
 	rec := &store.SendRecord{MessageID: id, UID: e.UID, Email: a.Email, Kind: s.Kind, Sequence: e.Sequence,
 		Status: store.SendSent, Attempts: j.Attempts + 1, Time: now}
-	var counts store.Counters
 	sendErr := p.sender.Send(ctx, p.replyAddress(""), []string{a.Email}, raw)
 	if sendErr != nil && !mailer.IsPermanent(sendErr) {
 		return nil, fmt.Errorf("deliver %s to %s: %w", s.Kind, a.Email, sendErr)
 	}
 	if sendErr != nil {
 		rec.Status, rec.Error = store.SendFailed, sendErr.Error()
-		counts.SendFailed = 1
-	} else {
-		switch s.Kind {
-		case kindInvite:
-			if a.Sent.IsZero() {
-				counts.InvitesSent = 1
-			}
-		case kindUpdate:
-			counts.UpdatesSent = 1
-		case kindCancel:
-			counts.CancelsSent = 1
-		}
 	}
 	return func(tx *store.Tx) error {
-		// Re-read: the attendee may have replied while we were sending.
+		// Re-read: the attendee may have replied, or another send for
+		// them finished, while we were sending.
 		cur, err := tx.Attendee(a.UID, a.Email)
 		if err != nil {
 			return err
 		}
+		var counts store.Counters
 		if sendErr != nil {
 			cur.SendError = sendErr.Error()
+			counts.SendFailed = 1
 		} else {
 			cur.SendError = ""
-			if s.Kind == kindInvite && cur.Sent.IsZero() {
-				cur.Sent = now
+			switch s.Kind {
+			case kindInvite:
+				if cur.Sent.IsZero() {
+					cur.Sent = now
+					counts.InvitesSent = 1
+				}
+			case kindUpdate:
+				counts.UpdatesSent = 1
+			case kindCancel:
+				counts.CancelsSent = 1
 			}
 			cur.SentSequence = e.Sequence
 		}
@@ -109,14 +107,12 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 func superseded(s *sendJob, e *store.Event) string {
 	cancelled := e.Status == store.StatusCancelled
 	switch {
-	case s.Kind == kindUpdate && s.Sequence < e.Sequence:
+	case s.Kind == kindUpdate && s.Sequence < e.UpdateSequence:
 		return "a newer update is queued"
 	case s.Kind != kindCancel && cancelled:
 		return "the event is cancelled"
 	case s.Kind == kindCancel && s.RecurrenceID == nil && !cancelled:
 		return "the event was reinstated"
-	case s.Kind == kindCancel && s.Sequence < e.Sequence && s.RecurrenceID == nil:
-		return "a newer message is queued"
 	}
 	return ""
 }

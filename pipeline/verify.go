@@ -112,11 +112,14 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 	if vev.UID == "" {
 		return reject("reply has no UID")
 	}
-	var (
-		ev       *store.Event
-		tagUID   string
-		tagEmail string
-	)
+	att, ok := replyingAttendee(vev.Attendees, c.From.Email)
+	if !ok {
+		return reject("reply names no ATTENDEE")
+	}
+	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, att.Email) {
+		return reject("sender %s is not the replying ATTENDEE %s", c.From.Email, att.Email)
+	}
+	var ev *store.Event
 	err := p.db.View(func(tx *store.Tx) error {
 		var err error
 		ev, err = tx.Event(vev.UID)
@@ -126,28 +129,12 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 		if err != nil {
 			return err
 		}
-		if c.Tag != "" {
-			tagUID, tagEmail, err = tx.TagOwner(c.Tag)
-			if errors.Is(err, store.ErrNotFound) {
-				return nil // an unknown tag binds nothing
-			}
-		}
-		return err
+		return p.checkTag(tx, c.Tag, ev.UID, att.Email)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return reject("reply for unknown event UID %q", vev.UID)
 	} else if err != nil {
 		return err
-	}
-	att, ok := replyingAttendee(vev.Attendees, c.From.Email)
-	if !ok {
-		return reject("reply names no ATTENDEE")
-	}
-	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, att.Email) {
-		return reject("sender %s is not the replying ATTENDEE %s", c.From.Email, att.Email)
-	}
-	if tagUID != "" && (tagUID != ev.UID || tagEmail != att.Email) {
-		return reject("reply address was issued to another attendee; %s cannot answer with it", att.Email)
 	}
 	if c.Calendar.Method != "REFRESH" {
 		if _, ok := partStats[att.PartStat]; !ok {
@@ -156,6 +143,34 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 	}
 	c.UID = ev.UID
 	c.Attendee = att
+	return nil
+}
+
+// checkTag binds a reply sent to rsvp+TAG to the attendee the tag was
+// issued to: with it, that attendee may answer, and so may someone we never
+// invited (a forwarded invite: recorded as shared), but never another of
+// the event's attendees. An unknown tag binds nothing.
+func (p *Pipeline) checkTag(tx *store.Tx, tag, uid, email string) error {
+	if tag == "" {
+		return nil
+	}
+	tagUID, tagEmail, err := tx.TagOwner(tag)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if tagUID != uid {
+		return reject("reply address was issued for another event")
+	}
+	if tagEmail == email {
+		return nil
+	}
+	if _, err := tx.Attendee(uid, email); err == nil {
+		return reject("reply address was issued to another attendee; %s cannot answer with it", email)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	return nil
 }
 

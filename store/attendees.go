@@ -63,6 +63,8 @@ type RSVP struct {
 	Comment  string    `json:"comment,omitempty"`
 	Method   string    `json:"method,omitempty"` // REPLY, COUNTER, or "" for a reset by an update
 	Message  string    `json:"message,omitempty"`
+	// Occurrence is the RECURRENCE-ID of a reply for one occurrence only.
+	Occurrence string `json:"occurrence,omitempty"`
 }
 
 // MaxHistory bounds the RSVP history kept per attendee (oldest dropped).

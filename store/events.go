@@ -17,12 +17,17 @@ const (
 
 // Event is a registered event.
 type Event struct {
-	UID              string    `json:"uid"`
-	OriginalUID      string    `json:"original_uid"`
-	OrganizerEmail   string    `json:"organizer_email"`
-	OrganizerName    string    `json:"organizer_name"`
-	Status           string    `json:"status"`
-	Sequence         int       `json:"sequence"`
+	UID            string `json:"uid"`
+	OriginalUID    string `json:"original_uid"`
+	OrganizerEmail string `json:"organizer_email"`
+	OrganizerName  string `json:"organizer_name"`
+	Status         string `json:"status"`
+	Sequence       int    `json:"sequence"`
+	// UpdateSequence is the Sequence of the last update sent to every
+	// attendee, ResetSequence that of the last one that changed the time
+	// (and reset their answers).
+	UpdateSequence   int       `json:"update_sequence,omitempty"`
+	ResetSequence    int       `json:"reset_sequence,omitempty"`
 	OriginalSequence int       `json:"original_sequence"`
 	OriginalDTStamp  time.Time `json:"original_dtstamp"`
 	Created          time.Time `json:"created"`
