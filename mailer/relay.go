@@ -216,7 +216,14 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 		return r.failure(ctx, err, false)
 	}
 	if err := c.smtp.Mail("<" + from + ">"); err != nil {
-		return r.rset(ctx, c, r.failure(ctx, err, false))
+		res := r.failure(ctx, err, false)
+		if IsPermanent(res.err) {
+			// A relay refusing our sender (530 authentication required,
+			// 554 sender not verified) is refusing its configuration, not
+			// this message: keep it temporary so messages wait for the fix.
+			res.err = fmt.Errorf("mailer: relay %s refused the sender %s (check the relay account): %w", r.addr, from, err)
+		}
+		return r.rset(ctx, c, res)
 	}
 	var (
 		refused   []string

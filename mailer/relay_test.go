@@ -221,6 +221,19 @@ func TestRelay_PermanentRefusalAtData(t *testing.T) {
 	}
 }
 
+// A relay refusing our sender refuses its configuration, not the message:
+// the error must stay temporary so messages wait for the fix.
+func TestRelay_SenderRefusedIsTemporary(t *testing.T) {
+	s := smtptest.NewServer(t, smtptest.Options{RejectMail: func(string) error {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender address not verified"}
+	}})
+	r := newRelay(t, mailer.Config{URL: smtpURL(s)})
+	err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1))
+	if err == nil || mailer.IsPermanent(err) || !strings.Contains(err.Error(), "554") {
+		t.Fatalf("Send = %v, want a temporary error naming the 554", err)
+	}
+}
+
 func TestRelay_SomeRecipientsRefused(t *testing.T) {
 	s := smtptest.NewServer(t, smtptest.Options{Reject: rejectRcpt(550, smtp.EnhancedCode{5, 1, 1}, "gone@example.net")})
 	r := newRelay(t, mailer.Config{URL: smtpURL(s)})

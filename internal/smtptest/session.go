@@ -61,6 +61,11 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opts.Auth != nil && ss.user == "" {
 		return smtp.ErrAuthRequired
 	}
+	if reject := ss.s.opts.RejectMail; reject != nil {
+		if err := reject(from); err != nil {
+			return err
+		}
+	}
 	ss.from, ss.to = from, nil
 	return nil
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// is (use it for 4xx and 5xx answers), any other error as a 451.
 	Reject func(from, rcpt string) error
 
+	// RejectMail, when set, is called for each MAIL FROM; a non-nil error is
+	// returned to the client like Reject's.
+	RejectMail func(from string) error
+
 	// TLS, when set, makes the server offer STARTTLS (see LocalCert).
 	TLS *tls.Config
 
