@@ -164,21 +164,6 @@ func (h *Handler) organizerEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
 }
 
-// message shows an inbound message's envelope and what became of it: the
-// id is the one in the SMTP answer "250 OK: queued as ID".
-func (h *Handler) message(w http.ResponseWriter, r *http.Request) {
-	var m *store.Message
-	err := h.db.View(func(tx *store.Tx) (err error) {
-		m, err = tx.Message(r.PathValue("id"))
-		return err
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
-}
-
 // limit reads the limit parameter: default 50, at most MaxList.
 func (h *Handler) limit(w http.ResponseWriter, r *http.Request) (int, bool) {
 	s := r.URL.Query().Get("limit")

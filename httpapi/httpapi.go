@@ -73,6 +73,9 @@ func New(cfg Config, db *store.DB, inviter Inviter, log *slog.Logger) *Handler {
 	h.mux.Handle("GET /organizer/{organizer}/events", h.admin(h.organizerEvents))
 	h.mux.Handle("GET /shadow/organizer/{organizer}/events", h.admin(h.organizerEvents))
 	h.mux.Handle("GET /admin/messages/{id}", h.admin(h.message))
+	h.mux.Handle("GET /admin/dead-letters", h.admin(h.deadLetters))
+	h.mux.Handle("GET /admin/dead-letters/{id}", h.admin(h.deadLetter))
+	h.mux.Handle("POST /admin/dead-letters/{id}/retry", h.admin(h.retryDeadLetter))
 	return h
 }
 

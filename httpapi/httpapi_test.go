@@ -271,3 +271,52 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 		t.Errorf("queued %d, want 3", n)
 	}
 }
+
+func TestDeadLetters_ListAndRetry(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var ids []uint64
+	e.db.Update(ctx, func(tx *store.Tx) error {
+		for range 3 {
+			j, err := tx.Enqueue(pipeline.StageSend, &store.Job{Kind: "invite"}, t0)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bury(j, "relay refused: 421", t0); err != nil {
+				return err
+			}
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	if code, _, _ := e.do(t, "GET", "/admin/dead-letters", "", "", ""); code != 401 {
+		t.Errorf("without key: %d", code)
+	}
+	_, _, b := e.do(t, "GET", "/admin/dead-letters?limit=2", key, "", "")
+	var page struct {
+		DeadLetters []store.Job `json:"dead_letters"`
+		Next        string      `json:"next"`
+	}
+	json.Unmarshal(b, &page)
+	if len(page.DeadLetters) != 2 || page.Next == "" || page.DeadLetters[0].LastError != "relay refused: 421" {
+		t.Fatalf("first page %s", b)
+	}
+	_, _, b = e.do(t, "GET", "/admin/dead-letters?limit=2&cursor="+page.Next, key, "", "")
+	json.Unmarshal(b, &page)
+	if len(page.DeadLetters) != 1 || page.Next != "" || page.DeadLetters[0].ID != ids[2] {
+		t.Fatalf("second page %s", b)
+	}
+	path := fmt.Sprintf("/admin/dead-letters/%d", ids[0])
+	if code, _, _ := e.do(t, "GET", path, key, "", ""); code != 200 {
+		t.Errorf("GET one: %d", code)
+	}
+	if code, _, b := e.do(t, "POST", path+"/retry", key, "", ""); code != 202 {
+		t.Fatalf("retry: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, "POST", path+"/retry", key, "", ""); code != 404 {
+		t.Errorf("retrying twice: %d, want 404", code)
+	}
+	if n := e.db.QueueLen(pipeline.StageSend); n != 1 {
+		t.Errorf("send queue %d after retry, want 1", n)
+	}
+}

@@ -67,6 +67,12 @@ const (
 	MailboxBulk
 )
 
+// Mailboxes lists the local parts the SMTP listener must accept: plain
+// ones, and tagged ones that also take +TAG.
+func (p *Pipeline) Mailboxes() (plain, tagged []string) {
+	return []string{p.cfg.CreateLocal, p.cfg.BulkLocal}, []string{p.cfg.RSVPLocal}
+}
+
 // Mailbox classifies addr: which of our mailboxes it is, and the reply tag
 // of an rsvp+TAG address. Other domains and local parts are MailboxNone.
 func (p *Pipeline) Mailbox(addr string) (Mailbox, string) {

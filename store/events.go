@@ -148,6 +148,9 @@ func (tx *Tx) SystemEvents(cursor string, limit int) (events []*Event, next stri
 // listIndex walks an index backwards from cursor (exclusive) or from the
 // end of prefix. Index keys end with created(8 bytes) uid.
 func (tx *Tx) listIndex(bucket, prefix []byte, cursor string, limit int) ([]*Event, string, error) {
+	if limit <= 0 {
+		return nil, "", nil
+	}
 	c := tx.tx.Bucket(bucket).Cursor()
 	var k []byte
 	if cursor != "" {

@@ -230,6 +230,9 @@ func TestEvents_IndexesNewestFirst(t *testing.T) {
 		if err != nil || len(evs) != 3 || evs[0].UID != "u24" || next == "" {
 			t.Errorf("system events = %v %q %v", evs, next, err)
 		}
+		if evs, next, err := tx.SystemEvents("", 0); len(evs) != 0 || next != "" || err != nil {
+			t.Errorf("limit 0: %v %q %v", evs, next, err)
+		}
 		if _, _, err := tx.SystemEvents("garbage!", 3); !errors.Is(err, ErrBadCursor) {
 			t.Errorf("bad cursor: %v", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -100,11 +101,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	plain, tagged := a.pl.Mailboxes()
 	a.smtp, err = smtpd.New(smtpd.Config{
 		Domain:          cfg.Domain,
 		Hostname:        cfg.Hostname,
-		Mailboxes:       []string{"create", "bulk"},
-		Tagged:          []string{"rsvp"},
+		Mailboxes:       plain,
+		Tagged:          tagged,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		MaxRecipients:   cfg.MaxRecipients,
 		ReadTimeout:     time.Duration(cfg.SMTPTimeout),
@@ -151,12 +153,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		grace := min(5*time.Second, time.Duration(cfg.ShutdownTimeout))
 		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		herr := a.http.Shutdown(sctx)
-		if errors.Is(herr, context.DeadlineExceeded) {
-			a.http.Close()
-			herr = nil
-		}
-		return errors.Join(a.smtp.Shutdown(sctx), herr)
+		var herr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if herr = a.http.Shutdown(sctx); errors.Is(herr, context.DeadlineExceeded) {
+				herr = a.http.Close()
+			}
+		})
+		serr := a.smtp.Shutdown(sctx)
+		wg.Wait()
+		return errors.Join(serr, herr)
 	})
 	return a, nil
 }
