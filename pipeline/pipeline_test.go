@@ -102,9 +102,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s", what)
 		}
-		select {
-		case <-time.After(5 * time.Millisecond):
-		}
+		<-time.After(5 * time.Millisecond)
 	}
 }
 
@@ -437,7 +435,9 @@ func TestStatistics_EqualRecount(t *testing.T) {
 	e := h.register(ics)
 	reply := testdata(t, "google-reply-accepted-to-exchange-organizer.ics")
 	reply = setProp(reply, "UID", e.UID)
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(1, seed))
 	statuses := []string{"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
 	seq := 0
 	for step := range 200 {
