@@ -44,13 +44,6 @@ type Event struct {
 	Calendar json.RawMessage `json:"calendar,omitempty"`
 }
 
-// Organizer is someone who registered events.
-type Organizer struct {
-	Email   string    `json:"email"`
-	Name    string    `json:"name,omitempty"`
-	Created time.Time `json:"created"`
-}
-
 // CreateEvent stores a new event, its original-UID mapping and its index
 // entries, and counts it for its organizer and the system. The organizer
 // record is created on first use.
@@ -77,14 +70,8 @@ func (tx *Tx) CreateEvent(e *Event) error {
 	if err := tx.tx.Bucket(bSysIndex).Put(append(created, e.UID...), nil); err != nil {
 		return err
 	}
-	if !tx.exists(bOrgs, []byte(e.OrganizerEmail)) {
-		o := Organizer{Email: e.OrganizerEmail, Name: e.OrganizerName, Created: e.Created}
-		if err := tx.put(bOrgs, []byte(o.Email), &o); err != nil {
-			return err
-		}
-		if err := tx.addSystem(Counters{Organizers: 1}); err != nil {
-			return err
-		}
+	if _, err := tx.ensureOrganizer(e.OrganizerEmail, e.OrganizerName, e.Created); err != nil {
+		return err
 	}
 	if err := tx.put(bEventStats, []byte(e.UID), &Counters{}); err != nil {
 		return err
@@ -121,15 +108,6 @@ func (tx *Tx) EventByOriginalUID(orig string) (*Event, error) {
 		return nil, ErrNotFound
 	}
 	return tx.Event(string(uid))
-}
-
-// Organizer reads the organizer email.
-func (tx *Tx) Organizer(email string) (*Organizer, error) {
-	var o Organizer
-	if err := tx.get(bOrgs, []byte(email), &o); err != nil {
-		return nil, err
-	}
-	return &o, nil
 }
 
 // OrganizerEvents lists organizer's events newest first: up to limit

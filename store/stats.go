@@ -9,6 +9,7 @@ type Counters struct {
 	Organizers  int64 `json:"organizers,omitempty"` // system only
 	Events      int64 `json:"events,omitempty"`     // organizer and system
 	Attendees   int64 `json:"attendees"`
+	Invited     int64 `json:"invited"` // attendees we invited (not shared): what invite limits count
 	InvitesSent int64 `json:"invites_sent"`
 	Accepted    int64 `json:"accepted"`
 	Declined    int64 `json:"declined"`
@@ -25,6 +26,7 @@ func (c *Counters) Add(d Counters) {
 	c.Organizers += d.Organizers
 	c.Events += d.Events
 	c.Attendees += d.Attendees
+	c.Invited += d.Invited
 	c.InvitesSent += d.InvitesSent
 	c.Accepted += d.Accepted
 	c.Declined += d.Declined

@@ -34,6 +34,8 @@ var (
 	bSysIndex   = []byte("idx_sys")      // created uid → nil
 	bSends      = []byte("sends")        // message-id → SendRecord
 	bDead       = []byte("dead")         // job id → Job
+	bBlocks     = []byte("blocks")       // attendee 0x00 organizer → Block
+	bKeys       = []byte("keys")         // key id → APIKey
 	keySchema   = []byte("schema")       // in meta
 	keySeq      = []byte("seq")          // in meta: not used as a value, the bucket sequence is
 	keySysStats = []byte("system_stats") // in meta
@@ -102,7 +104,7 @@ func Open(path string, opts Options) (*DB, error) {
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bMeta, bMessages, bRaw, bEvents, bOrigUID, bAttendees, bTags,
-			bEventStats, bOrgStats, bOrgs, bOrgIndex, bSysIndex, bSends, bDead} {
+			bEventStats, bOrgStats, bOrgs, bOrgIndex, bSysIndex, bSends, bDead, bBlocks, bKeys} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,4 +359,32 @@ func TestDue_UndecodableJobIsHandedOut(t *testing.T) {
 	if err := db.Update(context.Background(), func(tx *Tx) error { return tx.Done(jobs[0]) }); err != nil {
 		t.Fatalf("Done on the broken job: %v", err)
 	}
+}
+
+func TestKeys_HashedCheckedRevoked(t *testing.T) {
+	db := openTestDB(t)
+	k, token := NewAPIKey("ci", []string{"organizer:a@x.org"}, t0)
+	if strings.Contains(string(k.Hash), token) || !strings.HasPrefix(token, "inv_"+k.ID+"_") {
+		t.Fatalf("token %q, key %+v", token, k)
+	}
+	db.Update(context.Background(), func(tx *Tx) error { return tx.PutKey(k) })
+	db.View(func(tx *Tx) error {
+		if got, err := tx.CheckKey(token); err != nil || got.Scopes[0] != "organizer:a@x.org" {
+			t.Errorf("CheckKey(good) = %+v, %v", got, err)
+		}
+		for _, bad := range []string{"", token + "x", strings.Replace(token, k.ID, "nope", 1), "inv_" + k.ID, "Bearer " + token} {
+			if _, err := tx.CheckKey(bad); !errors.Is(err, ErrBadKey) {
+				t.Errorf("CheckKey(%q) = %v, want ErrBadKey", bad, err)
+			}
+		}
+		return nil
+	})
+	k.Revoked = t0
+	db.Update(context.Background(), func(tx *Tx) error { return tx.PutKey(k) })
+	db.View(func(tx *Tx) error {
+		if _, err := tx.CheckKey(token); !errors.Is(err, ErrBadKey) {
+			t.Errorf("revoked key accepted: %v", err)
+		}
+		return nil
+	})
 }
