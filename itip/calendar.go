@@ -7,13 +7,17 @@
 // caps the work any input can cause. Writing is strict: Encode and
 // BuildMessage produce folded, escaped, injection-free output.
 //
+// iCalendar is decoded and encoded by github.com/emersion/go-ical. Input
+// reaches its decoder through a pre-pass that repairs or drops what real
+// clients get wrong and bounds what go-ical is given; output goes through a
+// writer that folds its lines.
+//
 // The package embeds Go's time zone database (time/tzdata), so time zones
 // resolve the same way on every machine.
 package itip
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -24,6 +28,7 @@ import (
 	// Zone lookups must not depend on the host having /usr/share/zoneinfo.
 	_ "time/tzdata"
 
+	"github.com/emersion/go-ical"
 	"github.com/emersion/go-message/charset"
 )
 
@@ -129,7 +134,9 @@ type Calendar struct {
 	ProdID string  `json:"prodid,omitempty"`
 	Events []Event `json:"events"`
 	// Timezones maps each TZID the calendar defines to its whole VTIMEZONE
-	// component as folded CRLF iCalendar text (BEGIN:VTIMEZONE…END:VTIMEZONE\r\n).
+	// component as folded CRLF iCalendar text (BEGIN:VTIMEZONE…END:VTIMEZONE\r\n),
+	// written by go-ical (properties in alphabetical order). A VTIMEZONE
+	// go-ical refuses to write, such as one without observances, is left out.
 	Timezones map[string]string `json:"timezones,omitempty"`
 }
 
@@ -148,7 +155,10 @@ const (
 // It never panics and bounds its work: input over MaxCalendarBytes is
 // refused, components nest at most 16 deep, and at most MaxAttendees
 // attendees per event and MaxEvents events are kept (the rest are dropped
-// without notice).
+// without notice). A parameter value over 16 KiB is dropped with its
+// parameter, and a calendar whose parameters (of the properties read) add
+// up to more than 2 MiB, or whose long values would take go-ical too long
+// to parse, is refused.
 func ParseCalendar(r io.Reader) (cal *Calendar, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -162,11 +172,11 @@ func ParseCalendar(r io.Reader) (cal *Calendar, err error) {
 	if len(data) > MaxCalendarBytes {
 		return nil, fmt.Errorf("itip: calendar larger than %d bytes", MaxCalendarBytes)
 	}
-	root, err := parseTree(decodeBytes(data))
+	root, err := decodeCalendar(decodeBytes(data), ical.CompCalendar)
 	if err != nil {
 		return nil, err
 	}
-	return buildCalendar(root), nil
+	return buildCalendar(root.Component), nil
 }
 
 // decodeBytes turns data into valid UTF-8: UTF-8 with a few bad bytes keeps
@@ -199,165 +209,6 @@ func hasUTF8Sequence(b []byte) bool {
 	return false
 }
 
-// component is a parsed iCalendar component with the properties we use.
-type component struct {
-	name     string
-	props    []contentLine
-	children []*component
-	raw      []string // VTIMEZONE only: its content lines, unfolded
-}
-
-func (c *component) prop(name string) *contentLine {
-	for i := range c.props {
-		if c.props[i].name == name {
-			return &c.props[i]
-		}
-	}
-	return nil
-}
-
-// keptProps lists, per component, the properties buildCalendar reads; others
-// are dropped while parsing so that memory stays bounded.
-var keptProps = map[string]map[string]int{ // name → how many to keep
-	"VCALENDAR": {"METHOD": 1, "PRODID": 1},
-	"VEVENT": {
-		"UID": 1, "RECURRENCE-ID": 1, "SEQUENCE": 1, "DTSTAMP": 1, "CREATED": 1,
-		"LAST-MODIFIED": 1, "ORGANIZER": 1, "ATTENDEE": MaxAttendees, "SUMMARY": 1,
-		"DESCRIPTION": 1, "LOCATION": 1, "COMMENT": 100, "URL": 1, "STATUS": 1,
-		"TRANSP": 1, "CLASS": 1, "DTSTART": 1, "DTEND": 1, "DURATION": 1, "RRULE": 1,
-		"EXDATE": maxDates, "RDATE": maxDates,
-	},
-	"VTIMEZONE": {"TZID": 1},
-	"STANDARD":  {"DTSTART": 1, "TZOFFSETFROM": 1, "TZOFFSETTO": 1, "RRULE": 1, "RDATE": maxTZDates},
-	"DAYLIGHT":  {"DTSTART": 1, "TZOFFSETFROM": 1, "TZOFFSETTO": 1, "RRULE": 1, "RDATE": maxTZDates},
-}
-
-// keptChildren lists which child components are kept under which parent.
-var keptChildren = map[string]map[string]bool{
-	"VCALENDAR": {"VEVENT": true, "VTIMEZONE": true},
-	"VTIMEZONE": {"STANDARD": true, "DAYLIGHT": true},
-}
-
-// parseTree reads the first VCALENDAR of s into a component tree.
-func parseTree(s string) (*component, error) {
-	lines, truncated := unfold(s, maxLines)
-	if truncated {
-		return nil, fmt.Errorf("itip: calendar has more than %d lines", maxLines)
-	}
-	type frame struct {
-		c      *component // nil when the component is skipped
-		name   string
-		counts map[string]int
-	}
-	var (
-		stack     []frame
-		root      *component
-		rawOwner  *component // innermost VTIMEZONE being read
-		attendees int
-		events    int
-		timezones int
-	)
-	for _, line := range lines {
-		l, ok := parseContentLine(line)
-		if !ok {
-			continue
-		}
-		switch l.name {
-		case "BEGIN":
-			name := strings.ToUpper(strings.TrimSpace(l.value))
-			if len(stack) == 0 {
-				if name != "VCALENDAR" {
-					continue // junk before the calendar
-				}
-				root = &component{name: name}
-				stack = append(stack, frame{c: root, name: name, counts: map[string]int{}})
-				continue
-			}
-			if len(stack) >= maxDepth {
-				return nil, fmt.Errorf("itip: components nested deeper than %d", maxDepth)
-			}
-			parent := stack[len(stack)-1]
-			var c *component
-			if parent.c != nil && keptChildren[parent.name][name] {
-				switch {
-				case name == "VEVENT" && events >= MaxEvents:
-				case name == "VTIMEZONE" && timezones >= maxTimezones:
-				case name == "STANDARD" || name == "DAYLIGHT":
-					if len(parent.c.children) < maxTZRules {
-						c = &component{name: name}
-					}
-				default:
-					c = &component{name: name}
-				}
-				if c != nil {
-					parent.c.children = append(parent.c.children, c)
-					switch name {
-					case "VEVENT":
-						events++
-					case "VTIMEZONE":
-						timezones++
-						rawOwner = c
-					}
-				}
-			}
-			stack = append(stack, frame{c: c, name: name, counts: map[string]int{}})
-			if rawOwner != nil && c != nil {
-				rawOwner.raw = append(rawOwner.raw, line)
-			}
-		case "END":
-			if len(stack) == 0 {
-				continue
-			}
-			name := strings.ToUpper(strings.TrimSpace(l.value))
-			top := stack[len(stack)-1]
-			if name != top.name {
-				return nil, fmt.Errorf("itip: malformed calendar: END:%s inside %s", truncate(name, 40), truncate(top.name, 40))
-			}
-			if rawOwner != nil && top.c != nil {
-				rawOwner.raw = append(rawOwner.raw, line)
-				if top.c == rawOwner {
-					rawOwner = nil
-				}
-			}
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return root, nil
-			}
-		default:
-			if len(stack) == 0 {
-				continue
-			}
-			top := &stack[len(stack)-1]
-			if top.c == nil {
-				continue
-			}
-			max := keptProps[top.name][l.name]
-			if rawOwner != nil && max == 0 && len(rawOwner.raw) < maxTZRules*20 {
-				rawOwner.raw = append(rawOwner.raw, line)
-				continue
-			}
-			if top.counts[l.name] >= max {
-				continue
-			}
-			if l.name == "ATTENDEE" {
-				if attendees >= maxTotalAttendees {
-					continue
-				}
-				attendees++
-			}
-			top.counts[l.name]++
-			top.c.props = append(top.c.props, l)
-			if rawOwner != nil {
-				rawOwner.raw = append(rawOwner.raw, line)
-			}
-		}
-	}
-	if root == nil {
-		return nil, errors.New("itip: no BEGIN:VCALENDAR")
-	}
-	return nil, fmt.Errorf("itip: malformed calendar: missing END:%s", stack[len(stack)-1].name)
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -368,34 +219,21 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// foldRaw renders unfolded content lines as folded CRLF text.
-func foldRaw(lines []string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		foldLine(&b, l)
-	}
-	return b.String()
-}
-
-// buildCalendar turns the tree into a Calendar.
-func buildCalendar(root *component) *Calendar {
+// buildCalendar maps the VCALENDAR go-ical decoded to a Calendar.
+func buildCalendar(root *ical.Component) *Calendar {
 	cal := &Calendar{Events: []Event{}}
-	if p := root.prop("METHOD"); p != nil {
-		cal.Method = token(p.value)
+	if p := root.Props.Get(ical.PropMethod); p != nil {
+		cal.Method = token(p.Value)
 	}
-	if p := root.prop("PRODID"); p != nil {
-		cal.ProdID = strings.TrimSpace(cleanText(unescapeText(p.value)))
+	if p := root.Props.Get(ical.PropProductID); p != nil {
+		cal.ProdID = strings.TrimSpace(cleanText(unescapeText(p.Value)))
 	}
-	vtz := map[string]*component{}
-	for _, c := range root.children {
-		if c.name != "VTIMEZONE" {
+	vtz := map[string]*ical.Component{}
+	for _, c := range root.Children {
+		if c.Name != ical.CompTimezone {
 			continue
 		}
-		p := c.prop("TZID")
-		if p == nil {
-			continue
-		}
-		tzid := cleanTZID(unescapeText(p.value)) // TEXT: "\," in Outlook display names
+		tzid := vtimezoneID(c)
 		if tzid == "" {
 			continue
 		}
@@ -403,18 +241,30 @@ func buildCalendar(root *component) *Calendar {
 			continue
 		}
 		vtz[tzid] = c
-		if cal.Timezones == nil {
-			cal.Timezones = map[string]string{}
+		// A VTIMEZONE go-ical cannot write (an observance without
+		// TZOFFSETFROM, say) is still evaluated but not kept as text.
+		if text, err := encodeComponent(c); err == nil {
+			if cal.Timezones == nil {
+				cal.Timezones = map[string]string{}
+			}
+			cal.Timezones[tzid] = text
 		}
-		cal.Timezones[tzid] = foldRaw(c.raw)
 	}
 	res := newResolver(vtz)
-	for _, c := range root.children {
-		if c.name == "VEVENT" {
+	for _, c := range root.Children {
+		if c.Name == ical.CompEvent {
 			cal.Events = append(cal.Events, res.event(c))
 		}
 	}
 	return cal
+}
+
+// vtimezoneID returns the cleaned TZID of a VTIMEZONE, "" if none.
+func vtimezoneID(c *ical.Component) string {
+	if p := c.Props.Get(ical.PropTimezoneID); p != nil {
+		return cleanTZID(unescapeText(p.Value)) // TEXT: "\," in Outlook display names
+	}
+	return ""
 }
 
 // cleanTZID normalizes a TZID property or parameter value.
@@ -429,75 +279,74 @@ func token(s string) string {
 	return strings.ToUpper(strings.TrimSpace(stripControls(s)))
 }
 
-func (r *resolver) event(c *component) Event {
+func (r *resolver) event(c *ical.Component) Event {
 	var ev Event
 	text := func(name string) string {
-		if p := c.prop(name); p != nil {
-			return strings.TrimSpace(cleanText(unescapeText(p.value)))
+		if p := c.Props.Get(name); p != nil {
+			return strings.TrimSpace(cleanText(unescapeText(p.Value)))
 		}
 		return ""
 	}
-	ev.UID = strings.TrimSpace(stripControls(unescapeText(propValue(c, "UID"))))
-	if p := c.prop("RECURRENCE-ID"); p != nil {
+	ev.UID = strings.TrimSpace(stripControls(unescapeText(propValue(c, ical.PropUID))))
+	if p := c.Props.Get(ical.PropRecurrenceID); p != nil {
 		if t, ok := r.timeProp(p); ok || t.Value != "" {
 			ev.RecurrenceID = &t
 		}
 	}
-	if p := c.prop("SEQUENCE"); p != nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(p.value)); err == nil && n > 0 {
+	if p := c.Props.Get(ical.PropSequence); p != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(p.Value)); err == nil && n > 0 {
 			ev.Sequence = min(n, 1<<31-1)
 		}
 	}
-	ev.DTStamp = r.instant(c.prop("DTSTAMP"))
-	ev.Created = r.instant(c.prop("CREATED"))
-	ev.LastModified = r.instant(c.prop("LAST-MODIFIED"))
-	if p := c.prop("ORGANIZER"); p != nil {
+	ev.DTStamp = r.instant(c.Props.Get(ical.PropDateTimeStamp))
+	ev.Created = r.instant(c.Props.Get(ical.PropCreated))
+	ev.LastModified = r.instant(c.Props.Get(ical.PropLastModified))
+	if p := c.Props.Get(ical.PropOrganizer); p != nil {
 		ev.Organizer = address(p)
 	}
-	for i := range c.props {
-		p := &c.props[i]
-		switch p.name {
-		case "ATTENDEE":
-			if a, ok := attendee(p); ok {
-				ev.Attendees = append(ev.Attendees, a)
-			}
-		case "COMMENT":
-			if s := strings.TrimSpace(cleanText(unescapeText(p.value))); s != "" {
-				if ev.Comment != "" {
-					ev.Comment += "\n"
-				}
-				ev.Comment += s
-			}
-		case "EXDATE":
-			ev.ExDates = append(ev.ExDates, r.timeList(p, min(maxDates-len(ev.ExDates), r.dates))...)
-		case "RDATE":
-			ev.RDates = append(ev.RDates, r.timeList(p, min(maxDates-len(ev.RDates), r.dates))...)
+	for i := range c.Props[ical.PropAttendee] {
+		if a, ok := attendee(&c.Props[ical.PropAttendee][i]); ok {
+			ev.Attendees = append(ev.Attendees, a)
 		}
 	}
-	ev.Summary = text("SUMMARY")
-	ev.Description = text("DESCRIPTION")
-	ev.Location = text("LOCATION")
-	ev.URL = strings.TrimSpace(stripControls(propValue(c, "URL")))
-	ev.Status = token(propValue(c, "STATUS"))
-	ev.Transp = token(propValue(c, "TRANSP"))
-	ev.Class = token(propValue(c, "CLASS"))
-	ev.RRule = strings.TrimSpace(stripControls(propValue(c, "RRULE")))
+	for _, p := range c.Props[ical.PropComment] {
+		if s := strings.TrimSpace(cleanText(unescapeText(p.Value))); s != "" {
+			if ev.Comment != "" {
+				ev.Comment += "\n"
+			}
+			ev.Comment += s
+		}
+	}
+	for i := range c.Props[ical.PropExceptionDates] {
+		ev.ExDates = append(ev.ExDates, r.timeList(&c.Props[ical.PropExceptionDates][i], min(maxDates-len(ev.ExDates), r.dates))...)
+	}
+	for i := range c.Props[ical.PropRecurrenceDates] {
+		ev.RDates = append(ev.RDates, r.timeList(&c.Props[ical.PropRecurrenceDates][i], min(maxDates-len(ev.RDates), r.dates))...)
+	}
+	ev.Summary = text(ical.PropSummary)
+	ev.Description = text(ical.PropDescription)
+	ev.Location = text(ical.PropLocation)
+	ev.URL = strings.TrimSpace(stripControls(propValue(c, ical.PropURL)))
+	ev.Status = token(propValue(c, ical.PropStatus))
+	ev.Transp = token(propValue(c, ical.PropTransparency))
+	ev.Class = token(propValue(c, ical.PropClass))
+	ev.RRule = strings.TrimSpace(stripControls(propValue(c, ical.PropRecurrenceRule)))
 
-	if p := c.prop("DTSTART"); p != nil {
+	if p := c.Props.Get(ical.PropDateTimeStart); p != nil {
 		ev.Start, _ = r.timeProp(p)
 	}
 	// An unreadable DTEND or DURATION counts as absent, and so does an end
 	// not after DTSTART (RFC 5545 forbids it; clients that write an all-day
 	// DTEND equal to DTSTART mean one day).
 	end, ok := Time{}, false
-	if p := c.prop("DTEND"); p != nil {
+	if p := c.Props.Get(ical.PropDateTimeEnd); p != nil {
 		end, ok = r.timeProp(p)
 		if ok && !ev.Start.UTC.IsZero() && !end.UTC.After(ev.Start.UTC) {
 			ok = false
 		}
 	}
-	if !ok && c.prop("DURATION") != nil && !ev.Start.UTC.IsZero() {
-		if d, dok := parseDuration(c.prop("DURATION").value); dok && !d.neg {
+	if p := c.Props.Get(ical.PropDuration); !ok && p != nil && !ev.Start.UTC.IsZero() {
+		if d, dok := parseDuration(p.Value); dok && !d.neg {
 			end, ok = r.addDuration(ev.Start, d)
 			ok = ok && end.UTC.After(ev.Start.UTC)
 		}
@@ -512,20 +361,31 @@ func (r *resolver) event(c *component) Event {
 	return ev
 }
 
-func propValue(c *component, name string) string {
-	if p := c.prop(name); p != nil {
-		return p.value
+func propValue(c *ical.Component, name string) string {
+	if p := c.Props.Get(name); p != nil {
+		return p.Value
 	}
 	return ""
 }
 
+// param returns the first value of a parameter, RFC 6868 decoded.
+func param(p *ical.Prop, name string) string {
+	return decodeCaret(p.Params.Get(name))
+}
+
 // address reads a cal-address property (ORGANIZER, ATTENDEE).
-func address(p *contentLine) Address {
-	a := Address{
-		Email: calAddress(p.value),
-		Name:  strings.TrimSpace(stripControls(p.paramJoined("CN"))),
+func address(p *ical.Prop) Address {
+	// All values joined by ",": that restores an unquoted value such as
+	// CN=Doe, John that a client forgot to quote.
+	var cn []string
+	for _, v := range p.Params.Values("CN") {
+		cn = append(cn, decodeCaret(v))
 	}
-	if e := calAddress(p.param("EMAIL")); e != "" && e != a.Email {
+	a := Address{
+		Email: calAddress(p.Value),
+		Name:  strings.TrimSpace(stripControls(strings.Join(cn, ","))),
+	}
+	if e := calAddress(param(p, "EMAIL")); e != "" && e != a.Email {
 		a.EmailParam = e
 	}
 	return a
@@ -541,15 +401,15 @@ func calAddress(s string) string {
 	return strings.ToLower(s)
 }
 
-func attendee(p *contentLine) (Attendee, bool) {
+func attendee(p *ical.Prop) (Attendee, bool) {
 	a := Attendee{
 		Address:  address(p),
-		PartStat: token(p.param("PARTSTAT")),
-		Role:     token(p.param("ROLE")),
-		CUType:   token(p.param("CUTYPE")),
-		RSVP:     strings.EqualFold(strings.TrimSpace(p.param("RSVP")), "TRUE"),
+		PartStat: token(param(p, "PARTSTAT")),
+		Role:     token(param(p, "ROLE")),
+		CUType:   token(param(p, "CUTYPE")),
+		RSVP:     strings.EqualFold(strings.TrimSpace(param(p, "RSVP")), "TRUE"),
 	}
-	a.DelegatedTo = calAddress(p.param("DELEGATED-TO"))
+	a.DelegatedTo = calAddress(param(p, "DELEGATED-TO"))
 	return a, a.Email != ""
 }
 

@@ -57,33 +57,47 @@ func TestUnfold(t *testing.T) {
 	}
 }
 
-func TestParseContentLine(t *testing.T) {
-	tests := []struct {
-		in   string
-		want contentLine
-		ok   bool
-	}{
-		{"SUMMARY:Hello: world", contentLine{name: "SUMMARY", value: "Hello: world"}, true},
-		{"summary;language=en:x", contentLine{name: "SUMMARY", params: []param{{"LANGUAGE", []string{"en"}}}, value: "x"}, true},
-		{`DTSTART;TZID="W. Europe":20111208T130000`, contentLine{name: "DTSTART", params: []param{{"TZID", []string{"W. Europe"}}}, value: "20111208T130000"}, true},
-		{`DESCRIPTION;ALTREP="CID:<a@b>":text`, contentLine{name: "DESCRIPTION", params: []param{{"ALTREP", []string{"CID:<a@b>"}}}, value: "text"}, true},
-		{`ATTENDEE;MEMBER="mailto:a@x","mailto:b@x";CN=Doe, John:mailto:j@x`, contentLine{name: "ATTENDEE", params: []param{
-			{"MEMBER", []string{"mailto:a@x", "mailto:b@x"}}, {"CN", []string{"Doe", " John"}}}, value: "mailto:j@x"}, true},
-		{`ATTENDEE;CN=Caret ^'Q^' ^^ ^n:mailto:c@x`, contentLine{name: "ATTENDEE", params: []param{{"CN", []string{"Caret \"Q\" ^ \n"}}}, value: "mailto:c@x"}, true},
-		{`X-A;NOVALUE;B=1:v`, contentLine{name: "X-A", params: []param{{"B", []string{"1"}}}, value: "v"}, true},
-		{`ATTENDEE;CN=John "Johnny" Doe:mailto:j@x`, contentLine{name: "ATTENDEE", params: []param{{"CN", []string{`John "Johnny" Doe`}}}, value: "mailto:j@x"}, true},
-		{"NOCOLON", contentLine{}, false},
-		{":novalue", contentLine{}, false},
-		{"ATTENDEE;CN=foo", contentLine{}, false},
-		{`ATTENDEE;CN="unterminated:mailto:x`, contentLine{}, false},
-		{"BAD NAME:x", contentLine{}, false},
-		{"EMPTY:", contentLine{name: "EMPTY"}, true},
+// TestParseCalendar_ContentLines checks how content lines are read: names
+// in any case, quoted and unquoted parameter values, RFC 6868 carets, and
+// the broken lines clients write, which are repaired or skipped without
+// failing the calendar.
+func TestParseCalendar_ContentLines(t *testing.T) {
+	ev := oneEvent(t,
+		"SUMMARY:Hello: world",
+		"location;language=en:x",
+		`DTSTART;TZID="W. Europe":20111208T130000`,
+		`DESCRIPTION;ALTREP="CID:<a@b>":text`,
+		`ATTENDEE;MEMBER="mailto:a@x","mailto:b@x";CN=Doe, John:mailto:j@x`,
+		`ATTENDEE;CN=Caret ^'Q^' ^^ ^n:mailto:c@x`,
+		`ATTENDEE;RSVP;CN=No value;PARTSTAT=ACCEPTED:mailto:d@x`,
+		`ATTENDEE;CN=John "Johnny" Doe:mailto:e@x`,
+		`ATTENDEE;CN="Quoted"junk;ROLE=CHAIR:mailto:f@x`,
+		`ATTENDEE;CN=First;CN=Second:mailto:g@x`,
+		"NOCOLON",
+		":novalue",
+		"ATTENDEE;CN=foo",
+		`ATTENDEE;CN="unterminated:mailto:x`,
+		"BAD NAME:x",
+		"ATTENDEE;=x:mailto:y",
+		"URL:",
+	)
+	if ev.Summary != "Hello: world" || ev.Location != "x" || ev.Description != "text" || ev.URL != "" {
+		t.Errorf("summary %q location %q description %q url %q", ev.Summary, ev.Location, ev.Description, ev.URL)
 	}
-	for _, tt := range tests {
-		got, ok := parseContentLine(tt.in)
-		if ok != tt.ok || (ok && !reflect.DeepEqual(got, tt.want)) {
-			t.Errorf("parseContentLine(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
+	if ev.Start.TZID != "W. Europe" || !ev.Start.UTC.Equal(utc("2011-12-08T12:00:00Z")) {
+		t.Errorf("start = %+v", ev.Start)
+	}
+	want := []Attendee{
+		{Address: Address{Email: "j@x", Name: "Doe, John"}},
+		{Address: Address{Email: "c@x", Name: `Caret "Q" ^`}},
+		{Address: Address{Email: "d@x", Name: "No value"}, PartStat: "ACCEPTED"},
+		{Address: Address{Email: "e@x", Name: `John "Johnny" Doe`}},
+		{Address: Address{Email: "f@x", Name: "Quoted"}, Role: "CHAIR"},
+		{Address: Address{Email: "g@x", Name: "First"}},
+		{Address: Address{Email: "y"}},
+	}
+	if !reflect.DeepEqual(ev.Attendees, want) {
+		t.Errorf("attendees:\n got %+v\nwant %+v", ev.Attendees, want)
 	}
 }
 

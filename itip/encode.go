@@ -1,16 +1,24 @@
 package itip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/emersion/go-ical"
 )
 
 // DefaultProdID is the PRODID Encode writes when Calendar.ProdID is empty.
 const DefaultProdID = "-//invited//invited//EN"
+
+// stampFallback is the DTSTAMP of an event that has no DTSTAMP,
+// LAST-MODIFIED, CREATED or DTSTART instant: go-ical writes no VEVENT
+// without one, and Encode must give the same bytes for the same input.
+var stampFallback = time.Unix(0, 0).UTC()
 
 // Encode serializes c as an iCalendar object for sending: VERSION:2.0,
 // PRODID (c.ProdID or DefaultProdID), CALSCALE:GREGORIAN, METHOD (left out
@@ -23,10 +31,11 @@ const DefaultProdID = "-//invited//invited//EN"
 //
 // Output follows RFC 5545: CRLF line ends, lines folded at 75 octets (never
 // inside a UTF-8 sequence), TEXT escaped, parameter values with ':' ';' ','
-// quoted and '"' replaced by an apostrophe, no CR or LF inside any value. A Time is
-// written from its Value when that is well-formed, else from its UTC instant.
-// DTSTAMP falls back to LAST-MODIFIED, CREATED, then DTSTART; an event
-// without UID is an error.
+// quoted and '"' replaced by an apostrophe, no CR or LF inside any value.
+// Within a component, properties and parameters are in alphabetical order.
+// A Time is written from its Value when that is well-formed, else from its
+// UTC instant. DTSTAMP falls back to LAST-MODIFIED, CREATED, DTSTART, then
+// 1970-01-01T00:00:00Z; an event without UID is an error.
 func Encode(c *Calendar) ([]byte, error) {
 	if c == nil {
 		return nil, errors.New("itip: encode: nil calendar")
@@ -43,29 +52,49 @@ func Encode(c *Calendar) ([]byte, error) {
 	e := &encoder{zones: map[string]*zoneOut{}}
 	e.collectZones(c)
 
-	var b strings.Builder
-	line := func(s string) { foldLine(&b, s) }
-	line("BEGIN:VCALENDAR")
-	line("VERSION:2.0")
+	// go-ical writes the components. The VCALENDAR lines around them are
+	// ours: go-ical writes no VCALENDAR without a component and would put
+	// CALSCALE, METHOD, PRODID and VERSION in alphabetical order.
+	var b bytes.Buffer
+	w := newFoldWriter(&b)
 	prodID := strings.TrimSpace(c.ProdID)
 	if prodID == "" {
 		prodID = DefaultProdID
 	}
-	line("PRODID:" + escapeText(prodID))
-	line("CALSCALE:GREGORIAN")
+	head := []string{"BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:" + escapeText(prodID), "CALSCALE:GREGORIAN"}
 	if method != "" {
-		line("METHOD:" + method)
+		head = append(head, "METHOD:"+method)
 	}
-	for _, tzid := range e.order {
-		if z := e.zones[tzid]; z.text != "" {
-			b.WriteString(z.text)
+	for _, l := range head {
+		if err := w.line(l); err != nil {
+			return nil, err
 		}
 	}
-	for i := range c.Events {
-		e.event(&b, &c.Events[i])
+	for _, tzid := range e.order {
+		b.WriteString(e.zones[tzid].text) // encoded by collectZones
 	}
-	line("END:VCALENDAR")
-	return []byte(b.String()), nil
+	enc := ical.NewEncoder(w)
+	for i := range c.Events {
+		// Encode checks and writes the component it is given: here a VEVENT.
+		if err := enc.Encode(&ical.Calendar{Component: e.event(&c.Events[i])}); err != nil {
+			return nil, fmt.Errorf("itip: encode: event %d: %w", i, err)
+		}
+	}
+	if err := w.line("END:VCALENDAR"); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// encodeComponent writes one component with go-ical's encoder, which checks
+// it (a VTIMEZONE needs a TZID and observances with DTSTART, TZOFFSETFROM
+// and TZOFFSETTO), as folded CRLF text.
+func encodeComponent(c *ical.Component) (string, error) {
+	var b strings.Builder
+	if err := ical.NewEncoder(newFoldWriter(&b)).Encode(&ical.Calendar{Component: c}); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // zoneOut is how Encode writes the times of one TZID.
@@ -115,177 +144,153 @@ func (e *encoder) collectZones(c *Calendar) {
 	for _, tzid := range e.order {
 		z := e.zones[tzid]
 		if text, ok := c.Timezones[tzid]; ok {
-			if s, ok := cleanVTimezone(text, tzid); ok {
+			if s, ok := reencodeVTimezone(text, tzid); ok {
 				z.text = s
 				continue
 			}
 		}
-		if s, ok := VTimezone(tzid, z.year); ok {
-			z.text = s
+		if text, ok := VTimezone(tzid, z.year); ok {
+			z.text, _ = reencodeVTimezone(text, tzid)
 		}
 	}
 }
 
-// cleanVTimezone checks that text is one VTIMEZONE with TZID tzid and
-// returns it re-folded with every line sanitized.
-func cleanVTimezone(text, tzid string) (string, bool) {
-	lines, truncated := unfold(strings.ToValidUTF8(text, "\uFFFD"), 100000)
-	if truncated || len(lines) < 3 {
+// reencodeVTimezone decodes the first VTIMEZONE in text with go-ical and
+// encodes it again, if it has TZID tzid and go-ical accepts it.
+func reencodeVTimezone(text, tzid string) (string, bool) {
+	cal, err := decodeCalendar(strings.ToValidUTF8(text, "\uFFFD"), ical.CompTimezone)
+	if err != nil || len(cal.Children) != 1 || vtimezoneID(cal.Children[0]) != tzid {
 		return "", false
 	}
-	depth, found := 0, false
-	var out []string
-	for i, raw := range lines {
-		l, ok := parseContentLine(raw)
-		if !ok {
-			continue
-		}
-		switch l.name {
-		case "BEGIN":
-			name := strings.ToUpper(strings.TrimSpace(l.value))
-			if (i == 0) != (name == "VTIMEZONE") || depth > 3 {
-				return "", false
-			}
-			depth++
-		case "END":
-			depth--
-			if depth < 0 || depth == 0 && i != len(lines)-1 {
-				return "", false
-			}
-		case "TZID":
-			if depth == 1 && cleanTZID(unescapeText(l.value)) == tzid {
-				found = true
-			}
-		}
-		if i == 0 && l.name != "BEGIN" {
-			return "", false
-		}
-		out = append(out, raw)
-	}
-	if depth != 0 || !found {
-		return "", false
-	}
-	return foldRaw(out), true
+	s, err := encodeComponent(cal.Children[0])
+	return s, err == nil
 }
 
-// event writes one VEVENT.
-func (e *encoder) event(b *strings.Builder, ev *Event) {
-	line := func(s string) { foldLine(b, s) }
+// event builds one VEVENT.
+func (e *encoder) event(ev *Event) *ical.Component {
+	c := ical.NewComponent(ical.CompEvent)
+	add := func(name, value string, params ...string) {
+		p := ical.NewProp(name)
+		p.Value = value
+		for i := 0; i+1 < len(params); i += 2 {
+			if params[i+1] != "" {
+				p.Params.Set(params[i], params[i+1])
+			}
+		}
+		c.Props.Add(p)
+	}
 	text := func(name, v string) {
 		if v != "" {
-			line(name + ":" + escapeText(v))
+			add(name, escapeText(v))
 		}
 	}
 	tok := func(name, v string) {
 		if v = token(v); v != "" && isToken(v) {
-			line(name + ":" + v)
+			add(name, v)
 		}
 	}
-	line("BEGIN:VEVENT")
-	line("UID:" + escapeText(strings.TrimSpace(stripControls(ev.UID))))
+	addTime := func(name string, t Time) {
+		if p := e.timeProp(name, t); p != nil {
+			c.Props.Add(p)
+		}
+	}
+	add(ical.PropUID, escapeText(strings.TrimSpace(stripControls(ev.UID))))
 	stamp := ev.DTStamp
-	for _, t := range []time.Time{ev.LastModified, ev.Created, ev.Start.UTC} {
+	for _, t := range []time.Time{ev.LastModified, ev.Created, ev.Start.UTC, stampFallback} {
 		if utcValue(stamp) == "" {
 			stamp = t
 		}
 	}
-	if v := utcValue(stamp); v != "" {
-		line("DTSTAMP:" + v)
-	}
-	line("SEQUENCE:" + strconv.Itoa(max(ev.Sequence, 0)))
+	add(ical.PropDateTimeStamp, utcValue(stamp))
+	add(ical.PropSequence, strconv.Itoa(max(ev.Sequence, 0)))
 	if ev.RecurrenceID != nil {
-		e.timeLine(b, "RECURRENCE-ID", *ev.RecurrenceID)
+		addTime(ical.PropRecurrenceID, *ev.RecurrenceID)
 	}
-	e.timeLine(b, "DTSTART", ev.Start)
+	addTime(ical.PropDateTimeStart, ev.Start)
 	// DTEND must be later than DTSTART (RFC 5545 section 3.8.2.2); an End
 	// equal to Start reads back the same without it.
 	if ev.Start.UTC.IsZero() || ev.End.UTC.After(ev.Start.UTC) {
-		e.timeLine(b, "DTEND", ev.End)
+		addTime(ical.PropDateTimeEnd, ev.End)
 	}
 	if v := utcValue(ev.Created); v != "" {
-		line("CREATED:" + v)
+		add(ical.PropCreated, v)
 	}
 	if v := utcValue(ev.LastModified); v != "" {
-		line("LAST-MODIFIED:" + v)
+		add(ical.PropLastModified, v)
 	}
 	if email := addrValue(ev.Organizer.Email); email != "" {
-		s := "ORGANIZER"
-		if n := paramValue(ev.Organizer.Name); n != "" {
-			s += ";CN=" + n
-		}
-		line(s + ":mailto:" + email)
+		add(ical.PropOrganizer, "mailto:"+email, "CN", paramText(ev.Organizer.Name))
 	}
 	for _, a := range ev.Attendees {
 		email := addrValue(a.Email)
 		if email == "" {
 			continue
 		}
-		s := "ATTENDEE"
-		if n := paramValue(a.Name); n != "" {
-			s += ";CN=" + n
-		}
+		params := []string{"CN", paramText(a.Name)}
 		for _, p := range [...]struct{ name, v string }{{"CUTYPE", a.CUType}, {"ROLE", a.Role}, {"PARTSTAT", a.PartStat}} {
-			if v := token(p.v); v != "" && isToken(v) {
-				s += ";" + p.name + "=" + v
+			if v := token(p.v); isToken(v) {
+				params = append(params, p.name, v)
 			}
 		}
 		if a.RSVP {
-			s += ";RSVP=TRUE"
+			params = append(params, "RSVP", "TRUE")
 		}
 		if d := addrValue(a.DelegatedTo); d != "" {
-			s += `;DELEGATED-TO="mailto:` + strings.ReplaceAll(d, `"`, "") + `"`
+			params = append(params, "DELEGATED-TO", "mailto:"+strings.ReplaceAll(d, `"`, ""))
 		}
-		line(s + ":mailto:" + email)
+		add(ical.PropAttendee, "mailto:"+email, params...)
 	}
-	text("SUMMARY", ev.Summary)
-	text("DESCRIPTION", ev.Description)
-	text("LOCATION", ev.Location)
-	text("COMMENT", ev.Comment)
+	text(ical.PropSummary, ev.Summary)
+	text(ical.PropDescription, ev.Description)
+	text(ical.PropLocation, ev.Location)
+	text(ical.PropComment, ev.Comment)
 	if u := strings.TrimSpace(stripControls(ev.URL)); u != "" {
-		line("URL:" + u)
+		add(ical.PropURL, u)
 	}
-	tok("STATUS", ev.Status)
-	tok("TRANSP", ev.Transp)
-	tok("CLASS", ev.Class)
+	tok(ical.PropStatus, ev.Status)
+	tok(ical.PropTransparency, ev.Transp)
+	tok(ical.PropClass, ev.Class)
 	if r := strings.TrimSpace(stripControls(ev.RRule)); r != "" {
-		line("RRULE:" + r)
+		add(ical.PropRecurrenceRule, r)
 	}
 	for _, t := range ev.ExDates {
-		e.timeLine(b, "EXDATE", t)
+		addTime(ical.PropExceptionDates, t)
 	}
 	for _, t := range ev.RDates {
-		e.timeLine(b, "RDATE", t)
+		addTime(ical.PropRecurrenceDates, t)
 	}
-	line("END:VEVENT")
+	return c
 }
 
-// timeLine writes a DATE or DATE-TIME property; nothing for a zero Time.
-func (e *encoder) timeLine(b *strings.Builder, name string, t Time) {
+// timeProp builds a DATE or DATE-TIME property; nil for a zero Time.
+func (e *encoder) timeProp(name string, t Time) *ical.Prop {
+	p := ical.NewProp(name)
 	v := strings.ToUpper(strings.TrimSpace(t.Value))
 	wall, kind, ok := parseWall(v)
 	switch {
 	case t.AllDay || ok && kind == kindDate:
 		if !ok {
 			if utcValue(t.UTC) == "" {
-				return
+				return nil
 			}
 			wall = t.UTC.UTC()
 		}
-		foldLine(b, name+";VALUE=DATE:"+wall.Format(layoutDate))
-		return
+		p.Params.Set(ical.ParamValue, string(ical.ValueDate))
+		p.Value = wall.Format(layoutDate)
+		return p
 	case !ok:
-		if v := utcValue(t.UTC); v != "" {
-			foldLine(b, name+":"+v)
+		if p.Value = utcValue(t.UTC); p.Value == "" {
+			return nil
 		}
-		return
+		return p
 	case kind == kindUTC:
-		foldLine(b, name+":"+wall.Format(layoutUTC))
-		return
+		p.Value = wall.Format(layoutUTC)
+		return p
 	}
 	tzid := cleanTZID(t.TZID)
 	if tzid == "" { // floating
-		foldLine(b, name+":"+wall.Format(layoutLocal))
-		return
+		p.Value = wall.Format(layoutLocal)
+		return p
 	}
 	if z := e.zones[tzid]; z == nil || z.text == "" {
 		// Unresolvable zone: the resolved instant, in UTC.
@@ -293,33 +298,14 @@ func (e *encoder) timeLine(b *strings.Builder, name string, t Time) {
 		if u.IsZero() {
 			u = wall
 		}
-		if v := utcValue(u); v != "" {
-			foldLine(b, name+":"+v)
+		if p.Value = utcValue(u); p.Value == "" {
+			return nil
 		}
-		return
+		return p
 	}
-	foldLine(b, name+";TZID="+paramValue(tzid)+":"+wall.Format(layoutLocal))
-}
-
-// paramValue makes s safe as a parameter value: no control characters, '"'
-// replaced by an apostrophe, a caret that RFC 6868 would read as an escape
-// doubled, quoted when it holds ':' ';' or ','.
-func paramValue(s string) string {
-	s = strings.TrimSpace(strings.ReplaceAll(stripControls(s), `"`, "'"))
-	if strings.IndexByte(s, '^') >= 0 {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			b.WriteByte(s[i])
-			if s[i] == '^' && i+1 < len(s) && strings.IndexByte("nN'^", s[i+1]) >= 0 {
-				b.WriteByte('^')
-			}
-		}
-		s = b.String()
-	}
-	if strings.ContainsAny(s, ":;,") {
-		return `"` + s + `"`
-	}
-	return s
+	p.Params.Set(ical.ParamTimezoneID, paramText(tzid))
+	p.Value = wall.Format(layoutLocal)
+	return p
 }
 
 // addrValue cleans an e-mail for a mailto: value: what calAddress reads,
@@ -342,9 +328,4 @@ func utcValue(t time.Time) string {
 		return ""
 	}
 	return t.Format(layoutUTC)
-}
-
-// isToken reports whether s is an iana-token or x-name: letters, digits, '-'.
-func isToken(s string) bool {
-	return s != "" && validName(s) && !strings.Contains(s, "_")
 }

@@ -273,7 +273,9 @@ func TestFoldLine(t *testing.T) {
 		strings.Repeat("🎉", 40), "X:" + strings.Repeat("日本語", 50), strings.Repeat("a", 74) + "é",
 	} {
 		var b strings.Builder
-		foldLine(&b, s)
+		if _, err := newFoldWriter(&b).Write([]byte(s + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
 		out := b.String()
 		checkWire(t, []byte(out))
 		lines, _ := unfold(out, 1000)

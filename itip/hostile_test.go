@@ -48,6 +48,32 @@ func TestParseCalendar_Hostile(t *testing.T) {
 		{"1 MB unquoted parameter", head + "ATTENDEE;CN=" + mb + ":mailto:a@b\r\n" + tail, nil},
 		{"1 MB line without colon", head + mb + "\r\n" + tail, nil},
 		{"1 MB of parameters", head + "ATTENDEE" + strings.Repeat(";X=1", 1<<18) + ":mailto:a@b\r\n" + tail, nil},
+		// go-ical copies a parameter value once per byte of it.
+		{"parameter values at the length limit", head + repeatLines("ATTENDEE;CN="+strings.Repeat("a", maxParamValue)+":mailto:a@b", 2) + tail, func(t *testing.T, c *Calendar) {
+			if a := c.Events[0].Attendees; len(a) != 2 || len(a[1].Name) != maxParamValue {
+				t.Errorf("attendees %d, name length %d", len(a), len(a[len(a)-1].Name))
+			}
+		}},
+		{"parameter value over the length limit", head + "ATTENDEE;CN=" + strings.Repeat("a", maxParamValue+1) + ";PARTSTAT=ACCEPTED:mailto:a@b\r\n" + tail, func(t *testing.T, c *Calendar) {
+			if a := c.Events[0].Attendees; len(a) != 1 || a[0].Name != "" || a[0].PartStat != "ACCEPTED" {
+				t.Errorf("attendees = %.100v", a)
+			}
+		}},
+		{"VTIMEZONE line with 100 000 parameters", "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Z\r\nX-P" + func() string {
+			var b strings.Builder
+			for i := range 100000 {
+				fmt.Fprintf(&b, ";X-%d=%d", i, i)
+			}
+			return b.String()
+		}() + ":v\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n" +
+			"BEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Z:20250101T000000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", func(t *testing.T, c *Calendar) {
+			if !c.Events[0].Start.UTC.Equal(utc("2024-12-31T23:00:00Z")) || strings.Count(strings.ReplaceAll(c.Timezones["Z"], "\r\n ", ""), ";X-") != maxLineParams {
+				t.Errorf("start = %v, timezone:\n%.300s", c.Events[0].Start.UTC, c.Timezones["Z"])
+			}
+		}},
+		{"100 parameter values at the length limit", head + repeatLines("ATTENDEE;CN=\""+strings.Repeat("a", maxParamValue)+"\":mailto:a@b", 100) + tail, nil},
+		{"10 000 attendees with 500-byte names", head + repeatLines("ATTENDEE;CN="+strings.Repeat("a", 500)+";PARTSTAT=ACCEPTED:mailto:a@b", 10000) + tail, nil},
+		{"20 000 events with a 100-byte name", "BEGIN:VCALENDAR\r\n" + strings.Repeat("BEGIN:VEVENT\r\nUID:x\r\nORGANIZER;CN="+strings.Repeat("a", 100)+":mailto:a@b\r\nEND:VEVENT\r\n", 20000) + "END:VCALENDAR\r\n", nil},
 		{"1 MB of escapes", head + "DESCRIPTION:" + strings.Repeat(`\n\,`, 1<<18) + "\r\n" + tail, nil},
 		{"1 MB in 1-byte folds", head + "SUMMARY:x\r\n" + repeatLines(" y", 1<<19) + tail, nil},
 		{"100 000 ATTENDEEs", head + repeatLines("ATTENDEE;CN=Someone;PARTSTAT=NEEDS-ACTION:mailto:someone@example.org", 100000) + tail, func(t *testing.T, c *Calendar) {

@@ -3,6 +3,8 @@ package itip
 import (
 	"strings"
 	"time"
+
+	"github.com/emersion/go-ical"
 )
 
 // A zone converts between wall clocks and instants. Wall clocks are carried
@@ -39,7 +41,7 @@ func (z vtzZone) toWall(u time.Time) time.Time {
 
 // resolver resolves TZIDs for one calendar, caching each answer.
 type resolver struct {
-	vtz    map[string]*component
+	vtz    map[string]*ical.Component
 	cache  map[string]zone
 	budget int // onsets all evaluated VTIMEZONEs may still expand to
 	dates  int // EXDATE and RDATE values the calendar may still keep
@@ -49,7 +51,7 @@ type resolver struct {
 // changes a year from 1900 to 2100 for a hundred zones.
 const maxOnsets = 40000
 
-func newResolver(vtz map[string]*component) *resolver {
+func newResolver(vtz map[string]*ical.Component) *resolver {
 	return &resolver{vtz: vtz, cache: map[string]zone{}, budget: maxOnsets, dates: maxTotalDates}
 }
 
@@ -72,7 +74,7 @@ func (r *resolver) zone(tzid string) zone {
 	return z
 }
 
-func (r *resolver) vtimezone(tzid string) *component {
+func (r *resolver) vtimezone(tzid string) *ical.Component {
 	if c, ok := r.vtz[tzid]; ok {
 		return c
 	}
@@ -86,19 +88,19 @@ func (r *resolver) vtimezone(tzid string) *component {
 
 // timeProp reads a DATE or DATE-TIME property (its first value). ok is false
 // when the value cannot be read; t.Value then still holds what was written.
-func (r *resolver) timeProp(p *contentLine) (t Time, ok bool) {
-	v := p.value
+func (r *resolver) timeProp(p *ical.Prop) (t Time, ok bool) {
+	v := p.Value
 	if i := strings.IndexByte(v, ','); i >= 0 {
 		v = v[:i]
 	}
-	return r.parseTime(v, p.param("TZID"))
+	return r.parseTime(v, param(p, ical.ParamTimezoneID))
 }
 
 // timeList reads every value of a comma-separated EXDATE or RDATE, at most max.
-func (r *resolver) timeList(p *contentLine, max int) []Time {
+func (r *resolver) timeList(p *ical.Prop, max int) []Time {
 	var out []Time
-	tzid := p.param("TZID")
-	for _, v := range strings.Split(p.value, ",") {
+	tzid := param(p, ical.ParamTimezoneID)
+	for _, v := range strings.Split(p.Value, ",") {
 		if len(out) >= max {
 			break
 		}
@@ -114,7 +116,7 @@ func (r *resolver) timeList(p *contentLine, max int) []Time {
 }
 
 // instant reads a DATE-TIME meant to be UTC (DTSTAMP, CREATED, LAST-MODIFIED).
-func (r *resolver) instant(p *contentLine) time.Time {
+func (r *resolver) instant(p *ical.Prop) time.Time {
 	if p == nil {
 		return time.Time{}
 	}

@@ -172,7 +172,15 @@ func VTimezone(tzid string, year int) (text string, ok bool) {
 		}
 	}
 	lines = append(lines, "END:VTIMEZONE")
-	return foldRaw(lines), true
+	// The lines are ours rather than go-ical's: go-ical would sort each
+	// observance's properties, and this order (DTSTART, offsets, name,
+	// rule) is the one clients write. Encode decodes them with go-ical.
+	var b strings.Builder
+	w := newFoldWriter(&b)
+	for _, l := range lines {
+		_ = w.line(l) // a strings.Builder does not fail
+	}
+	return b.String(), true
 }
 
 // wallAt is the wall clock at instant t in a zone with offset off (seconds).

@@ -80,15 +80,15 @@ func sampleInstants(loc *time.Location, year int) []time.Time {
 // evalVTimezone parses VTIMEZONE text with the package's own reader.
 func evalVTimezone(t *testing.T, text string) *vtimezone {
 	t.Helper()
-	root, err := parseTree("BEGIN:VCALENDAR\r\n" + text + "END:VCALENDAR\r\n")
+	root, err := decodeCalendar("BEGIN:VCALENDAR\r\n"+text+"END:VCALENDAR\r\n", "VCALENDAR")
 	if err != nil {
 		t.Fatalf("generated VTIMEZONE does not parse: %v\n%s", err, text)
 	}
-	if len(root.children) != 1 || root.children[0].name != "VTIMEZONE" {
-		t.Fatalf("want one VTIMEZONE, got %+v", root.children)
+	if len(root.Children) != 1 || root.Children[0].Name != "VTIMEZONE" {
+		t.Fatalf("want one VTIMEZONE, got %+v", root.Children)
 	}
 	budget := maxOnsets
-	return parseVTimezone(root.children[0], &budget)
+	return parseVTimezone(root.Children[0], &budget)
 }
 
 func TestVTimezone_MatchesGo(t *testing.T) {

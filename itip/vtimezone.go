@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-ical"
 )
 
 // vtimezone is an evaluable VTIMEZONE: the UTC offset at any instant follows
@@ -66,24 +68,24 @@ var weekdays = map[string]time.Weekday{
 // parseVTimezone reads a VTIMEZONE component into at most budget onsets
 // (and subtracts what it used from budget); observances it cannot read are
 // left out. The result has no onsets if none could be read.
-func parseVTimezone(c *component, budget *int) *vtimezone {
+func parseVTimezone(c *ical.Component, budget *int) *vtimezone {
 	var obs []observance
-	for _, sub := range c.children {
-		if sub.name != "STANDARD" && sub.name != "DAYLIGHT" {
+	for _, sub := range c.Children {
+		if sub.Name != ical.CompTimezoneStandard && sub.Name != ical.CompTimezoneDaylight {
 			continue
 		}
 		var o observance
 		var ok1, ok2, ok3 bool
-		if p := sub.prop("DTSTART"); p != nil {
+		if p := sub.Props.Get(ical.PropDateTimeStart); p != nil {
 			var kind valueKind
-			o.start, kind, ok1 = parseWall(strings.ToUpper(strings.TrimSpace(p.value)))
+			o.start, kind, ok1 = parseWall(strings.ToUpper(strings.TrimSpace(p.Value)))
 			ok1 = ok1 && kind != kindDate
 		}
-		if p := sub.prop("TZOFFSETFROM"); p != nil {
-			o.from, ok2 = parseOffset(p.value)
+		if p := sub.Props.Get(ical.PropTimezoneOffsetFrom); p != nil {
+			o.from, ok2 = parseOffset(p.Value)
 		}
-		if p := sub.prop("TZOFFSETTO"); p != nil {
-			o.to, ok3 = parseOffset(p.value)
+		if p := sub.Props.Get(ical.PropTimezoneOffsetTo); p != nil {
+			o.to, ok3 = parseOffset(p.Value)
 		}
 		if !ok2 && ok3 {
 			o.from, ok2 = o.to, true
@@ -95,15 +97,11 @@ func parseVTimezone(c *component, budget *int) *vtimezone {
 			// No usable DTSTART: make it a rule in force since forever.
 			o.start = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 		}
-		if p := sub.prop("RRULE"); p != nil {
-			o.rule = parseYearlyRule(p.value, o)
+		if p := sub.Props.Get(ical.PropRecurrenceRule); p != nil {
+			o.rule = parseYearlyRule(p.Value, o)
 		}
-		for i := range sub.props {
-			p := &sub.props[i]
-			if p.name != "RDATE" {
-				continue
-			}
-			for _, v := range strings.Split(p.value, ",") {
+		for _, p := range sub.Props[ical.PropRecurrenceDates] {
+			for _, v := range strings.Split(p.Value, ",") {
 				v = strings.ToUpper(strings.TrimSpace(v))
 				if j := strings.IndexByte(v, '/'); j >= 0 {
 					v = v[:j]
