@@ -291,7 +291,7 @@ func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error 
 	if err := tx.PutAttendee(a); err != nil {
 		return err
 	}
-	d := store.Counters{Attendees: 1}
+	d := store.Counters{Attendees: 1, Invited: 1}
 	d.AddStatus(store.PartNeedsAction, 1)
 	if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
 		return err
