@@ -1,9 +1,19 @@
-// Package templates renders the bodies of the messages invited sends.
+// Package templates renders the messages invited sends: their bodies and,
+// for notifications, their subjects.
 //
 // Each message is a pair of files, NAME.txt.tmpl (text/template) and
-// NAME.html.tmpl (html/template, which escapes everything it inserts). The
-// defaults are embedded; a directory given to New overrides any of them
-// file by file.
+// NAME.html.tmpl (html/template, which escapes everything it inserts), with
+// an optional third, NAME.subject.tmpl (text/template, one line), for the
+// Subject header. The defaults are embedded; a directory given to New
+// overrides any of them file by file.
+//
+// Every template may call oneline, which turns control characters (CR, LF,
+// TAB and the rest) into spaces and collapses runs of spaces: use it for
+// fields that must stay on one line, such as an event summary.
+//
+// The notifications mailed to organizers are event_created, event_failed,
+// event_limit, enrollment, attendee_report and bulk_report; each takes the
+// data type of the same name (EventCreated, EventFailed, ...).
 package templates
 
 import (
@@ -24,9 +34,13 @@ var defaults embed.FS
 
 // Set is a parsed set of templates. It is safe for concurrent use.
 type Set struct {
-	text map[string]*texttemplate.Template
-	html map[string]*htmltemplate.Template
+	text    map[string]*texttemplate.Template
+	html    map[string]*htmltemplate.Template
+	subject map[string]*texttemplate.Template
 }
+
+// funcs are the functions every template may call.
+var funcs = map[string]any{"oneline": oneline}
 
 // New parses the embedded templates, each replaced by the file of the same
 // name in dir when dir is not empty and has one.
@@ -35,7 +49,11 @@ func New(dir string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+	s := &Set{
+		text:    map[string]*texttemplate.Template{},
+		html:    map[string]*htmltemplate.Template{},
+		subject: map[string]*texttemplate.Template{},
+	}
 	for _, file := range names {
 		src, err := defaults.ReadFile(file)
 		if err != nil {
@@ -59,19 +77,33 @@ func New(dir string) (*Set, error) {
 
 func (s *Set) add(file, src string) error {
 	if name, ok := strings.CutSuffix(file, ".txt.tmpl"); ok {
-		t, err := texttemplate.New(file).Option("missingkey=error").Parse(src)
+		t, err := parseText(file, src)
 		if err != nil {
-			return fmt.Errorf("templates: %w", err)
+			return err
 		}
 		s.text[name] = t
+	} else if name, ok := strings.CutSuffix(file, ".subject.tmpl"); ok {
+		t, err := parseText(file, src)
+		if err != nil {
+			return err
+		}
+		s.subject[name] = t
 	} else if name, ok := strings.CutSuffix(file, ".html.tmpl"); ok {
-		t, err := htmltemplate.New(file).Option("missingkey=error").Parse(src)
+		t, err := htmltemplate.New(file).Option("missingkey=error").Funcs(funcs).Parse(src)
 		if err != nil {
 			return fmt.Errorf("templates: %w", err)
 		}
 		s.html[name] = t
 	}
 	return nil
+}
+
+func parseText(file, src string) (*texttemplate.Template, error) {
+	t, err := texttemplate.New(file).Option("missingkey=error").Funcs(funcs).Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	return t, nil
 }
 
 // Render executes the text and HTML templates called name with data.
@@ -89,6 +121,22 @@ func (s *Set) Render(name string, data any) (text, html string, err error) {
 		return "", "", fmt.Errorf("templates: %s html: %w", name, err)
 	}
 	return tb.String(), hb.String(), nil
+}
+
+// Subject executes the subject template called name with data and returns
+// a value safe for a Subject header: trimmed, every control character
+// replaced by a space, runs of spaces collapsed, and at most MaxSubject
+// characters long (cut on a rune boundary, ending in "…" when cut).
+func (s *Set) Subject(name string, data any) (string, error) {
+	t, ok := s.subject[name]
+	if !ok {
+		return "", fmt.Errorf("templates: no subject template %q", name)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("templates: %s subject: %w", name, err)
+	}
+	return cleanSubject(b.String()), nil
 }
 
 // Invite is the data of the invite, update and cancel templates.
