@@ -44,7 +44,7 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown origin")
 		return
 	}
-	errs, err := h.inviter.Invite(r.Context(), uid, []store.Invitee{{Email: email, Name: q.Get("name"), Origin: origin}})
+	errs, err := h.pl.Invite(r.Context(), uid, []store.Invitee{{Email: email, Name: q.Get("name"), Origin: origin}})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -91,8 +91,8 @@ type rowResult struct {
 
 // inviteMany takes a JSON array of {"email","name"} or a CSV
 // (email,name; or uid,email,name) and answers per-row results.
-func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
+func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request, e *store.Event) {
+	uid := e.UID
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var (
@@ -123,7 +123,7 @@ func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request) {
 	for i := range rows {
 		rows[i].Origin = store.OriginAPI
 	}
-	errs, err := h.inviter.Invite(r.Context(), uid, rows)
+	errs, err := h.pl.Invite(r.Context(), uid, rows)
 	if err != nil {
 		h.fail(w, r, err)
 		return

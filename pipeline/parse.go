@@ -49,23 +49,40 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 	}
 
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
-	if err != nil {
-		if bulk && !create && !rsvp {
-			return nil, reject("bulk invites by e-mail are not supported yet")
-		}
+	if err != nil && !(errors.Is(err, itip.ErrNoCalendar) && bulk) {
 		return nil, reject("no usable calendar: %v", err)
 	}
 
 	var jobs []*store.Job
 	var reasons []string
+	if bulk {
+		// One job per CSV attachment; verify reads each again.
+		n := 0
+		for _, a := range msg.Attachments {
+			if isCSV(a) {
+				jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename})
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, jb)
+				n++
+			}
+		}
+		if n == 0 {
+			reasons = append(reasons, "no CSV attachment (uid,email,name) for bulk invites")
+		}
+	}
 	add := func(kind, tag string, cal *itip.Calendar) error {
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Calendar: cal})
+		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Calendar: cal})
 		if err == nil {
 			jobs = append(jobs, jb)
 		}
 		return err
 	}
 	for _, cal := range msg.Calendars {
+		if !create && !rsvp {
+			break
+		}
 		method := cal.Method
 		switch {
 		case create && (method == "REQUEST" || method == "CANCEL"):
@@ -91,9 +108,6 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		}
 	}
 	if len(jobs) == 0 {
-		if bulk {
-			reasons = append(reasons, "bulk invites by e-mail are not supported yet")
-		}
 		return nil, reject("%s", strings.Join(reasons, "; "))
 	}
 	return func(tx *store.Tx) error {

@@ -67,6 +67,20 @@ type Config struct {
 	FanoutBatch int
 	// MaxInvites is how many invites one call to Invite takes (default 10000).
 	MaxInvites int
+	// EventLimit is how many events an organizer without a subscription
+	// may register, InviteLimit how many people may be invited to one
+	// event, unless the organizer's record says otherwise (defaults 100
+	// and 50000; negative: no limit).
+	EventLimit, InviteLimit int
+	// MaxBulkRows bounds the rows of a CSV mailed to bulk@ (default
+	// 50000); a longer file is refused whole.
+	MaxBulkRows int
+	// PublicURL is the HTTP API as people reach it, for links in notices
+	// (default http://localhost).
+	PublicURL string
+	// UpgradeURL is where organizers buy a subscription, named in the
+	// event limit notice (default none: "contact the administrator").
+	UpgradeURL string
 	// DrainTimeout is how long Run lets jobs in hand finish after its
 	// context ends before cancelling them (default 30s); a cancelled job
 	// stays queued for the next start.
@@ -119,6 +133,19 @@ func (c *Config) setDefaults() error {
 	if c.MaxInvites <= 0 {
 		c.MaxInvites = 10000
 	}
+	if c.EventLimit == 0 {
+		c.EventLimit = 100
+	}
+	if c.InviteLimit == 0 {
+		c.InviteLimit = 50000
+	}
+	if c.MaxBulkRows <= 0 {
+		c.MaxBulkRows = 50000
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}

@@ -18,25 +18,35 @@ import (
 // and hands it to the relay. A temporary failure is retried; a permanent
 // one is recorded on the attendee.
 func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	if j.Kind == kindNotify {
+		return p.sendNotice(ctx, j)
+	}
 	s, err := decode[sendJob](j)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		e *store.Event
-		a *store.Attendee
+		e   *store.Event
+		a   *store.Attendee
+		org *store.Organizer
 	)
 	err = p.db.View(func(tx *store.Tx) (err error) {
 		if e, err = tx.Event(s.UID); err != nil {
 			return err
 		}
-		a, err = tx.Attendee(s.UID, s.Email)
+		if a, err = tx.Attendee(s.UID, s.Email); err != nil {
+			return err
+		}
+		org, err = tx.OrganizerOrNew(e.OrganizerEmail, e.Created)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, reject("event %s or attendee %s is gone", s.UID, s.Email)
 	} else if err != nil {
 		return nil, err
+	}
+	if org.Suspended && s.Kind != kindCancel {
+		return nil, reject("organizer %s is suspended: %s to %s not sent", org.Email, s.Kind, s.Email)
 	}
 	if why := superseded(s, e); why != "" {
 		p.log.Debug("not sending", "kind", s.Kind, "uid", s.UID, "to", s.Email, "why", why)

@@ -81,8 +81,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.AuthPolicy == pipeline.PolicyNone {
 		log.Warn("auth policy is none: anyone can act for any organizer or attendee; use it for local development only")
 	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + cfg.HTTP
+	}
 	a.pl, err = pipeline.New(pipeline.Config{
 		Domain:       cfg.Domain,
+		PublicURL:    publicURL,
+		UpgradeURL:   cfg.UpgradeURL,
+		EventLimit:   cfg.EventLimit,
+		InviteLimit:  cfg.InviteLimit,
+		MaxBulkRows:  cfg.MaxBulkRows,
 		AuthPolicy:   cfg.AuthPolicy,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
@@ -117,7 +126,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return nil, err
 	}
 	a.http = &http.Server{
-		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts},
+		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret},
 			a.db, a.pl, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

@@ -30,7 +30,14 @@ type Config struct {
 	TLSKey     string `toml:"tls_key"`
 	Templates  string `toml:"templates"`
 
-	LandingHosts []string `toml:"landing_hosts"`
+	LandingHosts  []string `toml:"landing_hosts"`
+	PublicURL     string   `toml:"public_url"`
+	UpgradeURL    string   `toml:"upgrade_url"`
+	ShopifySecret string   `toml:"shopify_secret"`
+
+	EventLimit  int `toml:"event_limit"`
+	InviteLimit int `toml:"invite_limit"`
+	MaxBulkRows int `toml:"max_bulk_rows"`
 
 	MaxMessageBytes int64    `toml:"max_message_bytes"`
 	MaxRecipients   int      `toml:"max_recipients"`
@@ -57,6 +64,9 @@ func DefaultConfig() Config {
 		MaxInbound:      10000,
 		MaxAttempts:     10,
 		SendWorkers:     8,
+		EventLimit:      100,
+		InviteLimit:     50000,
+		MaxBulkRows:     50000,
 		SMTPTimeout:     Duration(2 * time.Minute),
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -79,6 +89,14 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("relay: %q is not smtp://[user:pass@]host:port or smtps://…", redact(c.Relay)))
 		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("public-url: %q is not an http(s) URL", c.PublicURL))
+		}
+	}
+	if c.EventLimit == 0 || c.InviteLimit == 0 || c.MaxBulkRows < 1 {
+		errs = append(errs, errors.New("event-limit and invite-limit must be positive (or negative for none), max-bulk-rows positive"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
@@ -138,6 +156,12 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.Int64Var(&c.MaxInbound, "max-inbound", c.MaxInbound, "inbound queue depth past which SMTP answers 451 [INVITED_MAX_INBOUND]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` people reach the HTTP API at, for links in notices (default http:// and the HTTP address) [INVITED_PUBLIC_URL]")
+	fs.IntVar(&c.EventLimit, "event-limit", c.EventLimit, "`events` an organizer without a subscription may register; negative: no limit [INVITED_EVENT_LIMIT]")
+	fs.IntVar(&c.InviteLimit, "invite-limit", c.InviteLimit, "people who may be invited to one event; negative: no limit [INVITED_INVITE_LIMIT]")
+	fs.IntVar(&c.MaxBulkRows, "max-bulk-rows", c.MaxBulkRows, "rows a CSV mailed to bulk@ may have [INVITED_MAX_BULK_ROWS]")
+	fs.StringVar(&c.ShopifySecret, "shopify-secret", c.ShopifySecret, "`secret` that signs Shopify order webhooks (POST /order); empty disables enrollment [INVITED_SHOPIFY_SECRET]")
+	fs.StringVar(&c.UpgradeURL, "upgrade-url", c.UpgradeURL, "`URL` where organizers buy a subscription, named in the event limit notice [INVITED_UPGRADE_URL]")
 	fs.Func("smtp-timeout", "SMTP per-command `timeout` (default 2m) [INVITED_SMTP_TIMEOUT]", durationFlag(&c.SMTPTimeout))
 	fs.Func("shutdown-timeout", "how long SIGTERM waits for work in hand (default 30s) [INVITED_SHUTDOWN_TIMEOUT]", durationFlag(&c.ShutdownTimeout))
 	fs.Func("landing-host", "`host` the public invite endpoint may redirect to (repeatable) [INVITED_LANDING_HOSTS, comma-separated]", func(s string) error {
