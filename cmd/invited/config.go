@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -187,27 +186,43 @@ func envName(flagName string) string {
 	return "INVITED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// configFlag finds the value of --config (or -config) in args.
+func configFlag(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
 // loadConfig builds the configuration of `invited serve` from args, the
 // environment (getenv) and the TOML file they name.
 func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, error) {
-	// First pass: only to find --config.
-	probe := flag.NewFlagSet("probe", flag.ContinueOnError)
-	probe.SetOutput(io.Discard)
-	var scratch Config
-	path := serveFlags(probe, &scratch)
-	probe.Parse(args)
-	if *path == "" {
-		*path = getenv("INVITED_CONFIG")
+	path := configFlag(args)
+	if path == "" {
+		path = getenv("INVITED_CONFIG")
 	}
+	configPath := &path
 
 	cfg := DefaultConfig()
-	if *path != "" {
-		md, err := toml.DecodeFile(*path, &cfg)
+	if *configPath != "" {
+		md, err := toml.DecodeFile(*configPath, &cfg)
 		if err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *path, err)
+			return cfg, fmt.Errorf("config %s: %w", *configPath, err)
 		}
 		if un := md.Undecoded(); len(un) > 0 {
-			return cfg, fmt.Errorf("config %s: unknown keys %v", *path, un)
+			return cfg, fmt.Errorf("config %s: unknown keys %v", *configPath, un)
 		}
 	}
 	serveFlags(fs, &cfg)
@@ -227,9 +242,6 @@ func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Co
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return cfg, cfg.Validate()
 }
