@@ -38,7 +38,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3}, db, p, log)
+	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
+		ShopifySecret: "shpss_secret"}, db, p, log)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); db.Close() })
 	return &env{srv: srv, db: db}
