@@ -49,7 +49,13 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 	}
 
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
-	if err != nil && !(errors.Is(err, itip.ErrNoCalendar) && bulk) {
+	switch {
+	case err == nil, errors.Is(err, itip.ErrNoCalendar) && bulk:
+	case errors.Is(err, itip.ErrLimit):
+		return nil, reject("message refused: %v", err)
+	case bulk && !create && !rsvp:
+		return nil, reject("the message cannot be read: %v", err)
+	default:
 		return nil, reject("no usable calendar: %v", err)
 	}
 

@@ -503,6 +503,9 @@ func TestStatistics_EqualRecount(t *testing.T) {
 			h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", upd))
 		}
 	}
+	// Finally the organizer cancels: statuses stay, counters stay equal.
+	cancel := setProp(setProp(strings.Replace(ics, "METHOD:REQUEST", "METHOD:CANCEL", 1), "SEQUENCE", fmt.Sprint(seq+1)), "STATUS", "CANCELLED")
+	h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel))
 	h.eventually("queues drained", func() bool {
 		for _, s := range Stages {
 			if h.db.QueueLen(s) != 0 {

@@ -274,6 +274,7 @@ func TestBulk_HostileFiles(t *testing.T) {
 		{"binary", "x.csv", []byte("uid,email\n\x00\x01\x02"), "not text"},
 		{"broken quotes", "q.csv", []byte(e.UID + ",\"a@example.com,A\n"), "not valid CSV"},
 		{"no rows", "empty.csv", []byte("uid,email,name\n"), "no rows"},
+		{"6 MiB attachment", "huge.csv", bytes.Repeat([]byte(e.UID+",someone@example.com,Someone Else\n"), 6<<20/60), "over 5242880 bytes"},
 	}
 	for _, c := range cases {
 		m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, c.file, c.data)))
