@@ -29,8 +29,11 @@ func (p *principal) may(organizer string) bool {
 	if p.admin {
 		return true
 	}
+	// Exact comparison of lower-cased addresses: strings.EqualFold would
+	// also fold Unicode look-alikes (ſ and s).
+	organizer = strings.ToLower(organizer)
 	for _, o := range p.organizers {
-		if strings.EqualFold(o, organizer) {
+		if o == organizer {
 			return true
 		}
 	}

@@ -79,6 +79,19 @@ func TestEveryEndpoint_NoKeyWrongScopeRightKey(t *testing.T) {
 			t.Errorf("%s %s with the right key: %d %s, want %d", c.method, c.path, code, b, c.want)
 		}
 	}
+	// Look-alike scopes reach nothing: ſ (long s) is not s.
+	if code, _, b := e.do(t, "POST", "/admin/keys", key, "application/json", `{"scopes":["organizer:ſam@example.com"]}`); code != 400 {
+		t.Errorf("non-ASCII scope accepted: %d %s", code, b)
+	}
+	k, token := store.NewAPIKey("lookalike", []string{"organizer:org@examplE.com"}, time.Now())
+	k.Scopes = []string{"organizer:ſorg@example.com"} // as if stored by an older build
+	e.db.Update(context.Background(), func(tx *store.Tx) error { return tx.PutKey(k) })
+	if code, _, _ := e.do(t, "GET", "/event/ev00", token, "", ""); code != 403 {
+		t.Errorf("look-alike key on the event: %d, want 403", code)
+	}
+	if code, _, _ := e.do(t, "GET", "/organizer/ORG@example.com/events", own, "", ""); code != 200 {
+		t.Errorf("own key with the address in capitals: %d", code)
+	}
 	// The admin key reaches every organizer.
 	if code, _, _ := e.do(t, "GET", "/event/ev00", admin, "", ""); code != 200 {
 		t.Errorf("admin key on an organizer's event: %d", code)

@@ -252,9 +252,9 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 	if code != 202 || !strings.Contains(string(b), `"queued":2`) {
 		t.Errorf("CSV invites: %d %s", code, b)
 	}
-	code, _, _ = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", "ev99,e@example.com,E\n")
-	if code != 400 {
-		t.Errorf("CSV row for another event: %d, want 400", code)
+	code, _, b = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", "ev99,e@example.com,E\nev00,z@example.com,Z\n")
+	if code != 202 || !strings.Contains(string(b), "another event") || !strings.Contains(string(b), `"queued":1`) {
+		t.Errorf("CSV with a row for another event: %d %s", code, b)
 	}
 	code, _, _ = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", strings.Repeat("x@example.com\n", 6))
 	if code != 413 {
@@ -268,8 +268,22 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 	if code != 400 {
 		t.Errorf("broken JSON: %d, want 400", code)
 	}
-	if n := e.db.QueueLen(pipeline.StageVerify); n != 3 {
-		t.Errorf("queued %d, want 3", n)
+	if n := e.db.QueueLen(pipeline.StageVerify); n != 4 {
+		t.Errorf("queued %d, want 4", n)
+	}
+
+	// An organizer's own key may send a CSV only when the organizer is
+	// authorized for bulk; JSON needs no such thing.
+	own := e.newKey(t, "organizer:org@example.com")
+	if code, _, _ := e.do(t, "POST", "/event/ev00/invites", own, "text/csv", "x@example.com\n"); code != 403 {
+		t.Errorf("CSV from an organizer not authorized for bulk: %d, want 403", code)
+	}
+	if code, _, _ := e.do(t, "POST", "/event/ev00/invites", own, "application/json", `[{"email":"x@example.com"}]`); code != 202 {
+		t.Errorf("JSON from the organizer: %d", code)
+	}
+	e.do(t, "PATCH", "/admin/organizers/org@example.com", key, "application/json", `{"bulk_authorized":true}`)
+	if code, _, b := e.do(t, "POST", "/event/ev00/invites", own, "text/csv", "y@example.com,Y\n"); code != 202 || !strings.Contains(string(b), `"queued":1`) {
+		t.Errorf("CSV from an authorized organizer: %d %s", code, b)
 	}
 }
 

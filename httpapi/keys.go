@@ -18,7 +18,7 @@ func ValidScope(s string) (string, error) {
 	if s == ScopeAdmin {
 		return s, nil
 	}
-	if email, ok := strings.CutPrefix(s, ScopeOrganizer); ok {
+	if email, ok := strings.CutPrefix(s, ScopeOrganizer); ok && isASCII(email) {
 		if a, err := mail.ParseAddress(email); err == nil && a.Address == email {
 			return ScopeOrganizer + strings.ToLower(email), nil
 		}
@@ -107,4 +107,13 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("API key revoked", "id", k.ID, "by", principalOf(r).keyID)
 	writeJSON(w, http.StatusOK, toKeyJSON(k))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

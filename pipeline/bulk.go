@@ -3,13 +3,10 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
-	"fmt"
-	"io"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/invited/invited/internal/invitecsv"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
@@ -40,12 +37,6 @@ type bulkJob struct {
 // maxListed bounds the rejected rows a bulk report lists.
 const maxListed = 500
 
-// csvRow is one data row of a bulk CSV.
-type csvRow struct {
-	Line             int
-	UID, Email, Name string
-}
-
 // isCSV reports whether an attachment is a CSV file.
 func isCSV(a itip.Attachment) bool {
 	switch a.ContentType {
@@ -55,73 +46,8 @@ func isCSV(a itip.Attachment) bool {
 	return strings.HasSuffix(strings.ToLower(a.Filename), ".csv")
 }
 
-// readBulkCSV reads uid,email,name rows: a header line is optional (and
-// may order the columns), UTF-8 with or without a BOM, CRLF or LF, quoted
-// fields. A file that is not UTF-8 text, or has more than maxRows rows, is
-// refused whole.
-func readBulkCSV(data []byte, maxRows int) ([]csvRow, error) {
-	switch {
-	case bytes.HasPrefix(data, []byte{0xff, 0xfe}), bytes.HasPrefix(data, []byte{0xfe, 0xff}):
-		return nil, errors.New("the file is UTF-16 text; save it as \"CSV UTF-8\"")
-	case bytes.IndexByte(data, 0) >= 0:
-		return nil, errors.New("the file is not text (it holds NUL bytes); send a CSV file")
-	case !utf8.Valid(data):
-		return nil, errors.New("the file is not UTF-8 text; save it as \"CSV UTF-8\"")
-	}
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
-	r := csv.NewReader(bytes.NewReader(data))
-	r.FieldsPerRecord = -1
-	r.TrimLeadingSpace = true
-	r.ReuseRecord = true
-	cols := map[string]int{"uid": 0, "email": 1, "name": 2}
-	var rows []csvRow
-	for first := true; ; first = false {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the file is not valid CSV: %v", err)
-		}
-		if first && isHeader(rec) {
-			cols = map[string]int{}
-			for i, h := range rec {
-				cols[strings.ToLower(strings.TrimSpace(h))] = i
-			}
-			if _, ok := cols["email"]; !ok {
-				return nil, errors.New("the header has no email column")
-			}
-			if _, ok := cols["uid"]; !ok {
-				return nil, errors.New("the header has no uid column")
-			}
-			continue
-		}
-		if len(rows) == maxRows {
-			return nil, fmt.Errorf("the file has more than %d rows; split it into smaller files", maxRows)
-		}
-		line, _ := r.FieldPos(0)
-		field := func(name string) string {
-			if i, ok := cols[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		rows = append(rows, csvRow{Line: line, UID: field("uid"), Email: field("email"), Name: field("name")})
-	}
-}
-
-func isHeader(rec []string) bool {
-	for _, f := range rec {
-		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(f, "\ufeff"))) {
-		case "uid", "email":
-			return true
-		}
-	}
-	return false
-}
-
 // bulkRows reads the CSV of job b from its stored message.
-func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]csvRow, error) {
+func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error) {
 	var raw []byte
 	if err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(message); return err }); err != nil {
 		return nil, err
@@ -137,7 +63,7 @@ func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]csvRow, error) {
 		}
 		if n == b.Part {
 			b.Filename = a.Filename
-			rows, err := readBulkCSV(a.Data, p.cfg.MaxBulkRows)
+			rows, err := invitecsv.Read(a.Data, p.cfg.MaxBulkRows, true)
 			if err != nil {
 				return nil, reject("%s: %v", a.Filename, err)
 			}
@@ -217,17 +143,37 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 		next := *b
 		next.Rows = append([]templates.BulkRow(nil), b.Rows...)
 		sender := strings.ToLower(b.From.Email)
+		// Authorization is checked again for every batch: an admin may
+		// withdraw it, or suspend the organizer, while a file is worked.
+		org, err := tx.OrganizerOrNew(sender, p.cfg.Now())
+		if err != nil {
+			return err
+		}
+		stop := ""
+		switch {
+		case org.Suspended:
+			stop = "organizer " + sender + " was suspended"
+		case !org.BulkAuthorized:
+			stop = sender + " is no longer authorized to send bulk invites"
+		}
 		for _, row := range batch {
-			if reason := p.bulkInvite(tx, j, sender, row, &next); reason != "" {
-				next.Rejected++
-				if len(next.Rows) < maxListed {
-					next.Rows = append(next.Rows, templates.BulkRow{Line: row.Line, Email: row.Email, Name: row.Name, Reason: reason})
-				} else {
-					next.Truncated++
+			reason := stop
+			if reason == "" {
+				if reason, err = p.bulkInvite(tx, j, sender, row, &next); err != nil {
+					return err
 				}
+			}
+			if reason == "" {
+				next.Queued++
 				continue
 			}
-			next.Queued++
+			next.Rejected++
+			if len(next.Rows) < maxListed {
+				next.Rows = append(next.Rows, templates.BulkRow{Line: row.Line, Email: truncate(row.Email, 120),
+					Name: truncate(row.Name, 120), Reason: reason})
+			} else {
+				next.Truncated++
+			}
 		}
 		next.Next = end
 		if end < len(rows) {
@@ -242,38 +188,38 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 	}, nil
 }
 
-// bulkInvite invites one row, or returns why not.
-func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row csvRow, b *bulkJob) string {
+// bulkInvite invites one row, or returns why not. An error is a store
+// failure: the whole batch is tried again.
+func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row invitecsv.Row, b *bulkJob) (string, error) {
 	email, err := NormalizeEmail(row.Email)
 	if err != nil {
-		return "not an e-mail address"
+		return "not an e-mail address", nil
 	}
 	if row.UID == "" {
-		return "no event uid"
+		return "no event uid", nil
 	}
 	e, err := tx.Event(row.UID)
-	if err != nil {
-		return "unknown event " + truncate(row.UID, 60)
+	if errors.Is(err, store.ErrNotFound) {
+		return "unknown event " + truncate(row.UID, 60), nil
+	} else if err != nil {
+		return "", err
+	}
+	if e.OrganizerEmail != sender {
+		return "event " + truncate(row.UID, 60) + " is not yours", nil
+	}
+	if e.Status == store.StatusCancelled {
+		return "event " + e.UID + " is cancelled", nil
 	}
 	if b.UID == "" {
 		b.UID, b.Summary = e.UID, e.Summary
 	}
-	if e.OrganizerEmail != sender {
-		return "event " + e.UID + " is not yours"
-	}
-	if e.Status == store.StatusCancelled {
-		return "event " + e.UID + " is cancelled"
-	}
 	now := p.cfg.Now()
-	if err := p.mayInvite(tx, e, email, now); err != nil {
+	if err := p.mayInvite(tx, e, email, now, 0); err != nil {
 		var rej *Rejection
 		if errors.As(err, &rej) {
-			return rej.Reason
+			return rej.Reason, nil
 		}
-		return err.Error()
+		return "", err
 	}
-	if err := p.addInvitee(tx, j, e, email, cleanName(row.Name), store.OriginBulk, now); err != nil {
-		return "not queued: " + err.Error()
-	}
-	return ""
+	return "", p.addInvitee(tx, j, e, email, cleanName(row.Name), store.OriginBulk, now)
 }

@@ -351,7 +351,7 @@ func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error 
 	if e.Status == store.StatusCancelled {
 		return reject("event %s is cancelled", e.UID)
 	}
-	if err := p.mayInvite(tx, e, in.Email, now); err != nil {
+	if err := p.mayInvite(tx, e, in.Email, now, 0); err != nil {
 		return err
 	}
 	origin := in.Origin
@@ -361,8 +361,22 @@ func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error 
 	return p.addInvitee(tx, j, e, in.Email, in.Name, origin, now)
 }
 
-// addInvitee records a new attendee, counts them and queues their invite.
+// unsent reports whether a's invite never went out and failed for good.
+func unsent(a *store.Attendee) bool {
+	return a.Sent.IsZero() && a.SendError != "" && a.Origin != store.OriginShared
+}
+
+// addInvitee records a new attendee, counts them and queues their invite;
+// for an attendee whose invite never went out, it only queues it again.
 func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email, name, origin string, now time.Time) error {
+	send := sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence}
+	if old, err := tx.Attendee(e.UID, email); err == nil && unsent(old) {
+		old.SendError = ""
+		if err := tx.PutAttendee(old); err != nil {
+			return err
+		}
+		return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
+	}
 	a := &store.Attendee{UID: e.UID, Email: email, Name: name, Status: store.PartNeedsAction,
 		Origin: origin, Tag: newTag(), Created: now}
 	if err := tx.PutAttendee(a); err != nil {
@@ -373,15 +387,22 @@ func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email,
 	if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
 		return err
 	}
-	return p.enqueue(tx, StageSend, kindInvite, j.Message, sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence})
+	return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
 }
 
 // mayInvite applies the rules for a new invite to e: not already invited,
 // the organizer not suspended, the attendee not blocking the organizer,
-// and the event's invite limit not reached.
-func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now time.Time) error {
-	if _, err := tx.Attendee(e.UID, email); err == nil {
-		return reject("%s is already invited to %s", email, e.UID)
+// and the event's invite limit not reached counting pending more invites
+// about to be made.
+//
+// An attendee whose invite never went out (the relay refused it, or the
+// organizer was suspended when it was due) may be invited again: that
+// is not a new attendee, see resend.
+func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now time.Time, pending int) error {
+	if a, err := tx.Attendee(e.UID, email); err == nil {
+		if !unsent(a) {
+			return reject("%s is already invited to %s", email, e.UID)
+		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -404,7 +425,7 @@ func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now tim
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if st.Invited >= int64(limit) {
+		if st.Invited+int64(pending) >= int64(limit) {
 			return reject("event %s has reached its limit of %d invites", e.UID, limit)
 		}
 	}

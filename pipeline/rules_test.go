@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-smtp"
 
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/store"
@@ -101,6 +103,41 @@ func TestRule_SuspendedOrganizer(t *testing.T) {
 		t.Error("reinstated organizer's invite refused")
 	}
 	h.wait(1)
+}
+
+// TestRule_SuspendedWhileQueued: an invite staged before the suspension is
+// not sent, is marked so, and goes out when invited again after the
+// organizer is reinstated, counted once.
+func TestRule_SuspendedWhileQueued(t *testing.T) {
+	var down atomic.Bool
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if down.Load() && rcpt != "" && rcpt != organizerAddr {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "later"}
+		}
+		return nil
+	}}, func(c *Config) { c.MaxAttempts = 1000 })
+	e := h.register(testdata(t, weekly))
+	down.Store(true) // the invite waits in the send queue, retried
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
+		t.Fatal("invite not staged")
+	}
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = true })
+	down.Store(false)
+	h.eventually("send queue drained", func() bool { return h.db.QueueLen(StageSend) == 0 })
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, "a@example.com"); return err })
+	if !strings.Contains(a.SendError, "suspended") || !a.Sent.IsZero() || len(h.filter(false)) != 0 {
+		t.Fatalf("attendee of a suspended organizer: %+v", a)
+	}
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = false })
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil || a.SendError != "" {
+		t.Fatalf("invited again: %+v", a)
+	}
+	h.wait(1)
+	h.eventually("sent", func() bool { return h.stats(e.UID).InvitesSent == 1 })
+	if s := h.stats(e.UID); s.Invited != 1 || s.Attendees != 1 || s.Pending != 1 {
+		t.Errorf("counted twice: %+v", s)
+	}
 }
 
 func TestRule_EventLimitAndSubscription(t *testing.T) {
@@ -238,6 +275,9 @@ func TestBulk_MixedFileReport(t *testing.T) {
 			t.Errorf("bulk report lacks %q:\n%s", want, report)
 		}
 	}
+	if strings.Contains(report, foreign.Summary) && foreign.Summary != e.Summary {
+		t.Errorf("bulk report shows another organizer's event")
+	}
 
 	// The attendee report defuses the formula in Eve's name.
 	var buf bytes.Buffer
@@ -290,12 +330,16 @@ func TestBulk_HostileFiles(t *testing.T) {
 	if s := h.stats(e.UID); s.Attendees != 0 {
 		t.Errorf("hostile files invited someone: %+v", s)
 	}
-	// A stranger gets no report (no backscatter).
+	// A stranger gets no report (no backscatter), and invites nobody.
 	h.outcome(h.accept("stranger@evil.example", "bulk@"+domain, bulkMail("stranger@evil.example", "x.csv", []byte(e.UID+",a@example.com,A\n"))))
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 && h.db.QueueLen(StageCreate) == 0 })
 	for _, n := range h.filter(true) {
 		if n.To[0] == "stranger@evil.example" {
 			t.Error("a report went to a stranger")
 		}
+	}
+	if s := h.stats(e.UID); s.Attendees != 0 {
+		t.Errorf("a stranger's file invited someone: %+v", s)
 	}
 }
 

@@ -46,7 +46,17 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 		return nil, err
 	}
 	if org.Suspended && s.Kind != kindCancel {
-		return nil, reject("organizer %s is suspended: %s to %s not sent", org.Email, s.Kind, s.Email)
+		// Not sent, and said so on the attendee: once the organizer is
+		// reinstated, inviting them again sends it.
+		why := "not sent: organizer " + org.Email + " is suspended"
+		return nil, &Rejection{Reason: why, apply: func(tx *store.Tx) error {
+			cur, err := tx.Attendee(a.UID, a.Email)
+			if err != nil {
+				return err
+			}
+			cur.SendError = why
+			return tx.PutAttendee(cur)
+		}}
 	}
 	if why := superseded(s, e); why != "" {
 		p.log.Debug("not sending", "kind", s.Kind, "uid", s.UID, "to", s.Email, "why", why)

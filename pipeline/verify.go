@@ -222,7 +222,7 @@ func (p *Pipeline) verifyInvite(in *inviteJob) error {
 		if ev.Status == store.StatusCancelled {
 			return reject("event %s is cancelled", in.UID)
 		}
-		return p.mayInvite(tx, ev, in.Email, p.cfg.Now())
+		return p.mayInvite(tx, ev, in.Email, p.cfg.Now(), 0)
 	})
 }
 
