@@ -158,12 +158,18 @@ func (h *harness) wait(n int) []smtptest.Message {
 	return msgs
 }
 
-// notices waits until the relay has n notices to organizers.
-func (h *harness) notices(n int) []smtptest.Message {
+// noticesOf waits until the relay has n notices made from template, and
+// returns them (in the order the relay got them).
+func (h *harness) noticesOf(template string, n int) []smtptest.Message {
 	h.t.Helper()
 	var msgs []smtptest.Message
-	h.eventually(fmt.Sprintf("%d notices", n), func() bool {
-		msgs = h.filter(true)
+	h.eventually(fmt.Sprintf("%d %s notices", n, template), func() bool {
+		msgs = msgs[:0]
+		for _, m := range h.filter(true) {
+			if bytes.Contains(m.Data, []byte("<notice."+template+".")) {
+				msgs = append(msgs, m)
+			}
+		}
 		return len(msgs) >= n
 	})
 	return msgs
@@ -255,9 +261,9 @@ func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
 	})
 	// The organizer (the believed sender) heard about the REQUEST that
 	// failed; the forger of the other did not.
-	notices := h.notices(2) // event created, event failed
-	if len(notices) != 2 || notices[1].To[0] != "foobar@nilas.com" || !bytes.Contains(notices[1].Data, []byte("DTSTART")) {
-		t.Errorf("notices: %d, last to %v", len(notices), notices[len(notices)-1].To)
+	failed := h.noticesOf(noticeFailed, 1)
+	if n := len(h.filter(true)); n != 2 || failed[0].To[0] != "foobar@nilas.com" || !bytes.Contains(failed[0].Data, []byte("DTSTART")) {
+		t.Errorf("notices: %d, failure notice to %v", n, failed[0].To)
 	}
 }
 

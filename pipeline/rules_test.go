@@ -93,8 +93,8 @@ func TestRule_SuspendedOrganizer(t *testing.T) {
 	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "suspended") {
 		t.Errorf("suspended organizer's REQUEST: %s %q", m.Status, lastNote(m))
 	}
-	n := h.notices(2) // created (before the suspension), failed
-	if txt := noticeText(t, n[1]); !strings.Contains(txt, "suspended") {
+	n := h.noticesOf(noticeFailed, 1)
+	if txt := noticeText(t, n[0]); !strings.Contains(txt, "suspended") {
 		t.Errorf("failure notice does not say why:\n%s", txt)
 	}
 	// Reinstated: invites flow again.
@@ -153,8 +153,8 @@ func TestRule_EventLimitAndSubscription(t *testing.T) {
 			t.Errorf("event %d: %s %q", i, m.Status, lastNote(m))
 		}
 	}
-	n := h.notices(3) // created, created, limit reached
-	if txt := noticeText(t, n[2]); !strings.Contains(txt, "2") || !strings.Contains(strings.ToLower(txt), "limit") {
+	n := h.noticesOf(noticeLimit, 1)
+	if txt := noticeText(t, n[0]); !strings.Contains(txt, "2") || !strings.Contains(strings.ToLower(txt), "limit") {
 		t.Errorf("limit notice:\n%s", txt)
 	}
 	// A subscription lifts the limit; a per-organizer limit overrides the default.
@@ -268,8 +268,11 @@ func TestBulk_MixedFileReport(t *testing.T) {
 	if bob == nil || bob.Origin != store.OriginBulk || bob.Name != "Bob, Jr." {
 		t.Errorf("bob = %+v", bob)
 	}
-	n := h.notices(4) // created ×2, not authorized, report
-	report := noticeText(t, n[3])
+	n := h.noticesOf(noticeBulk, 2) // not authorized, then the report
+	report := noticeText(t, n[1])
+	if !strings.Contains(noticeText(t, n[0]), "not authorized") {
+		t.Errorf("first bulk notice: %s", noticeText(t, n[0]))
+	}
 	for _, want := range []string{"not-an-address", "nosuchevent", "is not yours", "already invited", "asked not to receive", "limit of 5 invites"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("bulk report lacks %q:\n%s", want, report)
@@ -350,10 +353,10 @@ func TestNotices_ReportAndEnrollment(t *testing.T) {
 	if err := h.p.Report(context.Background(), e.UID); err != nil {
 		t.Fatal(err)
 	}
-	n := h.notices(2)
-	txt := noticeText(t, n[1])
-	if n[1].To[0] != organizerAddr || !strings.Contains(txt, "email,name,status,origin,prodid") || !strings.Contains(txt, "a@example.com") {
-		t.Errorf("attendee report to %v:\n%s", n[1].To, txt)
+	n := h.noticesOf(noticeReport, 1)
+	txt := noticeText(t, n[0])
+	if n[0].To[0] != organizerAddr || !strings.Contains(txt, "email,name,status,origin,prodid") || !strings.Contains(txt, "a@example.com") {
+		t.Errorf("attendee report to %v:\n%s", n[0].To, txt)
 	}
 	if strings.Contains(txt, "\n=b@example.com") {
 		t.Errorf("report CSV has a live formula:\n%s", txt)
@@ -364,9 +367,10 @@ func TestNotices_ReportAndEnrollment(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n = h.notices(3)
-	if len(h.filter(true)) != 3 || n[2].To[0] != "new@example.org" || !strings.Contains(noticeText(t, n[2]), "invited Pro") {
-		t.Errorf("enrollment notices: %d, last to %v", len(h.filter(true)), n[2].To)
+	n = h.noticesOf(noticeEnrollment, 1)
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 })
+	if e := h.noticesOf(noticeEnrollment, 1); len(e) != 1 || n[0].To[0] != "new@example.org" || !strings.Contains(noticeText(t, n[0]), "invited Pro") {
+		t.Errorf("enrollment notices: %d, to %v", len(e), n[0].To)
 	}
 	var o *store.Organizer
 	h.db.View(func(tx *store.Tx) (err error) { o, err = tx.Organizer("new@example.org"); return err })
