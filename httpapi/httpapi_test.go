@@ -15,6 +15,7 @@ import (
 
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -34,7 +35,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := pipeline.New(pipeline.Config{Domain: "invite.test"}, db, nil, log)
+	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ type Envelope struct {
 	MailFrom string
 	RcptTo   []string
 	TLS      bool
+	// SPF result found at SMTP time, and for which domain ("" if none).
+	SPF, SPFDomain string
 }
 
 // Accept stores a received message and queues it for parsing. It returns
@@ -25,12 +27,14 @@ type Envelope struct {
 // kept even across a crash.
 func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id string, err error) {
 	m := &store.Message{
-		Remote:   env.Remote,
-		HELO:     env.HELO,
-		MailFrom: env.MailFrom,
-		RcptTo:   env.RcptTo,
-		TLS:      env.TLS,
-		Received: p.cfg.Now(),
+		Remote:    env.Remote,
+		HELO:      env.HELO,
+		MailFrom:  env.MailFrom,
+		RcptTo:    env.RcptTo,
+		TLS:       env.TLS,
+		SPF:       env.SPF,
+		SPFDomain: env.SPFDomain,
+		Received:  p.cfg.Now(),
 	}
 	err = p.db.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.PutMessage(m, raw); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/invited/invited/internal/invitecsv"
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
 )
@@ -16,12 +17,13 @@ import (
 // Next is the first row not done yet. The rows themselves are read again
 // from the stored message for each batch, so the job stays small.
 type bulkJob struct {
-	From     itip.Address `json:"from"`
-	Subject  string       `json:"subject,omitempty"`
-	Part     int          `json:"part"` // index among the message's CSV attachments
-	Filename string       `json:"filename,omitempty"`
-	// Believed is set by verify when the sender is a known organizer (under
-	// the aligned policy): only then is the report mailed back.
+	From     itip.Address       `json:"from"`
+	Subject  string             `json:"subject,omitempty"`
+	Part     int                `json:"part"` // index among the message's CSV attachments
+	Filename string             `json:"filename,omitempty"`
+	Auth     senderauth.Verdict `json:"auth"`
+	// Believed is set by verify when the sender is a known organizer and
+	// proven: only then is the report mailed back.
 	Believed bool `json:"believed,omitempty"`
 
 	Next      int                 `json:"next"`
@@ -85,9 +87,11 @@ func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
 		return err
 	}
 	known := org != nil
-	b.Believed = known && p.cfg.AuthPolicy == PolicyAligned
+	b.Believed = known && b.Auth.Authenticated
 	rows, err := p.bulkRows(j.Message, b)
 	switch {
+	case !b.Auth.Pass:
+		err = reject("the sender is not authenticated: %s", b.Auth.Reason)
 	case err != nil:
 	case !known:
 		err = reject("%s has registered no events, so cannot send bulk invites", b.From.Email)

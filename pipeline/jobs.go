@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -29,7 +30,9 @@ type commandJob struct {
 	Tag      string         `json:"tag,omitempty"`
 	Subject  string         `json:"subject,omitempty"`
 	Calendar *itip.Calendar `json:"calendar"`
-	// Believed is set by verify when the sender is taken to be the
+	// Auth is what parse decided about the sender.
+	Auth senderauth.Verdict `json:"auth"`
+	// Believed is set by verify when the sender is proven to be the
 	// organizer: only then does the organizer get notices about it.
 	Believed bool `json:"believed,omitempty"`
 	// Set by verify for replies: the event and the attendee answering.

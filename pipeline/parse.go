@@ -3,17 +3,76 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
 )
 
-// parse reads an inbound message and queues one verify job per calendar
-// for each of our mailboxes it was sent to.
+// parse decides who sent an inbound message, reads it, and queues one
+// verify job per calendar (or CSV) for each of our mailboxes it was sent
+// to. The sender decision is recorded on the message whatever happens.
 func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	m, raw, verdict, err := p.readInbound(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := json.Marshal(verdict)
+	if err != nil {
+		return nil, err
+	}
+	record := func(tx *store.Tx) error { return tx.SetMessageAuth(j.Message, auth) }
+	apply, err := p.route(j, m, raw, verdict)
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		if rej.apply == nil && verdict.Authenticated && p.sentTo(m, MailboxCreate) {
+			// An organizer we can prove wrote to create@ and we could do
+			// nothing with it: say why.
+			data := templates.EventFailed{Mailto: verdict.From, Reason: rej.Reason,
+				CreateAddress: p.cfg.CreateLocal + "@" + p.cfg.Domain}
+			rej.apply = func(tx *store.Tx) error {
+				return p.notify(tx, j.Message, itip.Address{Email: verdict.From}, noticeFailed, data, "")
+			}
+		}
+		inner := rej.apply
+		rej.apply = func(tx *store.Tx) error {
+			if inner != nil {
+				if err := inner(tx); err != nil {
+					return err
+				}
+			}
+			return record(tx)
+		}
+		return nil, rej
+	} else if err != nil {
+		return nil, err
+	}
+	return func(tx *store.Tx) error {
+		if err := apply(tx); err != nil {
+			return err
+		}
+		return record(tx)
+	}, nil
+}
+
+// sentTo reports whether m was sent to one of our mailboxes of kind box.
+func (p *Pipeline) sentTo(m *store.Message, box Mailbox) bool {
+	for _, rcpt := range m.RcptTo {
+		if b, _ := p.Mailbox(rcpt); b == box {
+			return true
+		}
+	}
+	return false
+}
+
+// readInbound loads a message and decides about its sender.
+func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (*store.Message, []byte, senderauth.Verdict, error) {
 	var (
 		m   *store.Message
 		raw []byte
@@ -26,11 +85,23 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, reject("message %s is gone", j.Message)
+		return nil, nil, senderauth.Verdict{}, reject("message %s is gone", j.Message)
 	} else if err != nil {
-		return nil, err
+		return nil, nil, senderauth.Verdict{}, err
 	}
+	var spf *senderauth.SPF
+	if m.SPF != "" {
+		spf = &senderauth.SPF{Result: m.SPF, Domain: m.SPFDomain}
+	}
+	var ip net.IP
+	if host, _, err := net.SplitHostPort(m.Remote); err == nil {
+		ip = net.ParseIP(host)
+	}
+	return m, raw, p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom), nil
+}
 
+// route reads the message and queues its calendars and CSV files.
+func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict senderauth.Verdict) (func(*store.Tx) error, error) {
 	// Each mailbox once, whatever the number of recipients.
 	var create, rsvp, bulk bool
 	var tags []string
@@ -66,7 +137,7 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		n := 0
 		for _, a := range msg.Attachments {
 			if isCSV(a) {
-				jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename})
+				jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename, Auth: verdict})
 				if err != nil {
 					return nil, err
 				}
@@ -79,7 +150,7 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		}
 	}
 	add := func(kind, tag string, cal *itip.Calendar) error {
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Calendar: cal})
+		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Calendar: cal, Auth: verdict})
 		if err == nil {
 			jobs = append(jobs, jb)
 		}

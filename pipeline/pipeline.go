@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
 )
@@ -35,13 +36,11 @@ const (
 // Stages lists the stages in order.
 var Stages = []string{StageParse, StageVerify, StageCreate, StageStage, StageSend}
 
-// Auth policies.
+// Auth policies: see senderauth.
 const (
-	// PolicyNone accepts any sender: local development only.
-	PolicyNone = "none"
-	// PolicyAligned requires the From address to be the ORGANIZER of a
-	// command and the ATTENDEE of a reply.
-	PolicyAligned = "aligned"
+	PolicyNone    = senderauth.PolicyNone
+	PolicyAligned = senderauth.PolicyAligned
+	PolicyDMARC   = senderauth.PolicyDMARC
 )
 
 // Sender delivers one rendered message (mailer.Relay, mailer.Outbox).
@@ -54,7 +53,10 @@ type Config struct {
 	Domain string // served domain, e.g. invite.example.com
 	// Local parts of the mailboxes (defaults create, rsvp, bulk).
 	CreateLocal, RSVPLocal, BulkLocal string
-	AuthPolicy                        string // PolicyNone or PolicyAligned (default)
+	// Auth decides who sent each message (default: policy aligned, the
+	// system's DNS). A command must pass its policy, and its From must be
+	// the ORGANIZER (the ATTENDEE of a reply) unless the policy is none.
+	Auth *senderauth.Checker
 	// Workers per stage (default 2 for parse/verify/create/stage, 8 for send).
 	Workers map[string]int
 	// MaxAttempts before a job becomes a dead letter (default 10).
@@ -104,9 +106,13 @@ func (c *Config) setDefaults() error {
 	def(&c.CreateLocal, "create")
 	def(&c.RSVPLocal, "rsvp")
 	def(&c.BulkLocal, "bulk")
-	def(&c.AuthPolicy, PolicyAligned)
-	if c.AuthPolicy != PolicyNone && c.AuthPolicy != PolicyAligned {
-		return fmt.Errorf("pipeline: unknown auth policy %q", c.AuthPolicy)
+	if c.Auth == nil {
+		c.Auth = &senderauth.Checker{Policy: PolicyAligned, Resolver: senderauth.NewResolver("")}
+	}
+	switch c.Auth.Policy {
+	case PolicyNone, PolicyAligned, PolicyDMARC:
+	default:
+		return fmt.Errorf("pipeline: unknown auth policy %q", c.Auth.Policy)
 	}
 	w := map[string]int{StageParse: 2, StageVerify: 2, StageCreate: 2, StageStage: 1, StageSend: 8}
 	for k, v := range c.Workers {

@@ -19,9 +19,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -49,7 +51,8 @@ func newHarness(t *testing.T, opts smtptest.Options, mod func(*Config)) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Domain: domain, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	cfg := Config{Domain: domain, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Auth: &senderauth.Checker{Resolver: dnstest.Loopback(), Policy: PolicyAligned}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -221,26 +224,35 @@ func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.register(testdata(t, weekly))
 	cases := []struct {
-		name, rcpt string
-		raw        string
-		reason     string
+		name, sender, rcpt string
+		raw                string
+		reason             string
 	}{
-		{"no calendar", "create@" + domain, "From: a@x.org\r\nSubject: hi\r\n\r\nJust text.\r\n", "no usable calendar"},
-		{"broken calendar", "create@" + domain, string(wrap("a@x.org", "REQUEST", "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID;X=\n")), "no usable calendar"},
-		{"malformed MIME", "create@" + domain, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=\"\r\n\r\n--x\r\n", "no usable calendar"},
-		{"cancel of unknown UID", "create@" + domain, string(wrap("foobar@nilas.com", "CANCEL",
+		{"no calendar", "a@x.org", "create@" + domain, "From: a@x.org\r\nSubject: hi\r\n\r\nJust text.\r\n", "no usable calendar"},
+		{"broken calendar", "a@x.org", "create@" + domain, string(wrap("a@x.org", "REQUEST", "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID;X=\n")), "no usable calendar"},
+		{"malformed MIME", "a@x.org", "create@" + domain, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=\"\r\n\r\n--x\r\n", "no usable calendar"},
+		{"cancel of unknown UID", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "CANCEL",
 			strings.ReplaceAll(setProp(testdata(t, weekly), "UID", "nope@example.com"), "METHOD:REQUEST", "METHOD:CANCEL"))), "unknown event"},
-		{"reply for unknown UID", "rsvp@" + domain, string(wrap("karim@example.com", "REPLY",
+		{"reply for unknown UID", "karim@example.com", "rsvp@" + domain, string(wrap("karim@example.com", "REPLY",
 			setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", "nope"))), "unknown event"},
-		{"reply sent to create@", "create@" + domain, string(wrap("karim@example.com", "REPLY",
+		{"reply sent to create@", "karim@example.com", "create@" + domain, string(wrap("karim@example.com", "REPLY",
 			testdata(t, "google-reply-accepted-to-exchange-organizer.ics"))), "METHOD:REPLY is not accepted"},
-		{"request from someone else", "create@" + domain, string(wrap("mallory@evil.example", "REQUEST",
+		{"forged organizer (SPF fails)", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
+			setProp(testdata(t, weekly), "UID", "forged@google.com"))), "not authenticated"},
+		{"request from someone else", "jack@kolab.org", "create@" + domain, string(wrap("jack@kolab.org", "REQUEST",
 			setProp(testdata(t, weekly), "UID", "other@google.com"))), "is not the event's ORGANIZER"},
-		{"request without DTSTART", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
+		{"request without DTSTART", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
 			regexp.MustCompile(`(?m)^DTSTART;TZID=America/Los_Angeles:.*\n`).ReplaceAllString(setProp(testdata(t, weekly), "UID", "x2"), ""))), "no DTSTART"},
 	}
 	for _, c := range cases {
-		id := h.accept("a@x.org", c.rcpt, []byte(c.raw))
+		remote := "127.0.0.1:1"
+		if strings.HasPrefix(c.name, "forged") {
+			remote = "198.51.100.66:1" // not a host nilas.com's SPF allows
+		}
+		id, err := h.p.Accept(context.Background(), Envelope{Remote: remote, MailFrom: c.sender, RcptTo: []string{c.rcpt}}, []byte(c.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
 		m := h.outcome(id)
 		if m.Status != store.MessageRejected || len(m.Notes) == 0 || !strings.Contains(m.Notes[len(m.Notes)-1].Text, c.reason) {
 			t.Errorf("%s: status %s notes %+v; want rejected with %q", c.name, m.Status, m.Notes, c.reason)
@@ -261,9 +273,20 @@ func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
 	})
 	// The organizer (the believed sender) heard about the REQUEST that
 	// failed; the forger of the other did not.
-	failed := h.noticesOf(noticeFailed, 1)
-	if n := len(h.filter(true)); n != 2 || failed[0].To[0] != "foobar@nilas.com" || !bytes.Contains(failed[0].Data, []byte("DTSTART")) {
-		t.Errorf("notices: %d, failure notice to %v", n, failed[0].To)
+	// Failure notices go to proven senders only: foobar@nilas.com for the
+	// REQUEST without DTSTART (not for the forged one), karim@example.com
+	// for the REPLY sent to create@; not to a@x.org (no SPF), nor to the
+	// impostor of evil.example.
+	failed := h.noticesOf(noticeFailed, 2)
+	to := map[string]int{}
+	for _, m := range failed {
+		to[m.To[0]]++
+		if m.To[0] == "foobar@nilas.com" && !bytes.Contains(m.Data, []byte("DTSTART")) {
+			t.Errorf("failure notice to the organizer does not say why")
+		}
+	}
+	if len(failed) != 2 || to["foobar@nilas.com"] != 1 || to["karim@example.com"] != 1 {
+		t.Errorf("failure notices went to %v", to)
 	}
 }
 

@@ -71,11 +71,15 @@ func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {
 	}
 	first := c.Calendar.Events[0]
 	// Check the sender first: what follows may be told to the organizer.
-	if org := organizer(first); p.cfg.AuthPolicy == PolicyAligned && org != "" {
-		if !strings.EqualFold(c.From.Email, org) {
-			return reject("sender %s is not the event's ORGANIZER %s", c.From.Email, org)
+	if !c.Auth.Pass {
+		return reject("the sender is not authenticated: %s", c.Auth.Reason)
+	}
+	if org := organizer(first); org != "" {
+		isOrganizer := strings.EqualFold(c.Auth.From, org)
+		if !isOrganizer && p.cfg.Auth.Policy != PolicyNone {
+			return reject("sender %s is not the event's ORGANIZER %s", c.Auth.From, org)
 		}
-		c.Believed = true
+		c.Believed = isOrganizer && c.Auth.Authenticated
 	}
 	for _, ev := range c.Calendar.Events {
 		if ev.UID == "" {
@@ -126,12 +130,15 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 	if vev.UID == "" {
 		return reject("reply has no UID")
 	}
-	att, ok := replyingAttendee(vev.Attendees, c.From.Email)
+	if !c.Auth.Pass {
+		return reject("the sender is not authenticated: %s", c.Auth.Reason)
+	}
+	att, ok := replyingAttendee(vev.Attendees, c.Auth.From)
 	if !ok {
 		return reject("reply names no ATTENDEE")
 	}
-	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, att.Email) {
-		return reject("sender %s is not the replying ATTENDEE %s", c.From.Email, att.Email)
+	if p.cfg.Auth.Policy != PolicyNone && !strings.EqualFold(c.Auth.From, att.Email) {
+		return reject("sender %s is not the replying ATTENDEE %s", c.Auth.From, att.Email)
 	}
 	var ev *store.Event
 	err := p.db.View(func(tx *store.Tx) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/smtpd"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
@@ -81,6 +82,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.AuthPolicy == pipeline.PolicyNone {
 		log.Warn("auth policy is none: anyone can act for any organizer or attendee; use it for local development only")
 	}
+	resolver := cfg.resolver
+	if resolver == nil {
+		resolver = senderauth.NewResolver(cfg.DNS)
+	}
+	checker := &senderauth.Checker{Resolver: resolver, Policy: cfg.AuthPolicy, TrustedAuthServID: cfg.TrustedAuthServID}
+	var checkSPF func(ctx context.Context, ip net.IP, helo, from string) (string, string)
+	if cfg.AuthPolicy != pipeline.PolicyNone && cfg.TrustedAuthServID == "" {
+		checkSPF = func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
+			r := senderauth.CheckSPF(ctx, resolver, ip, helo, from)
+			return r.Result, r.Domain
+		}
+	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = "http://" + cfg.HTTP
@@ -92,7 +105,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		EventLimit:   cfg.EventLimit,
 		InviteLimit:  cfg.InviteLimit,
 		MaxBulkRows:  cfg.MaxBulkRows,
-		AuthPolicy:   cfg.AuthPolicy,
+		Auth:         checker,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
 		Workers:      map[string]int{pipeline.StageSend: cfg.SendWorkers},
@@ -121,6 +134,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		ReadTimeout:     time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:    time.Duration(cfg.SMTPTimeout),
 		TLS:             tlsCfg,
+		CheckSPF:        checkSPF,
 	}, queue{a.pl}, log.With("component", "smtpd"))
 	if err != nil {
 		return nil, err

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/invited/invited/senderauth"
 )
 
 // Config is everything `invited serve` can be told, from (in rising
@@ -24,10 +27,14 @@ type Config struct {
 	RelayConns int    `toml:"relay_conns"`
 	AdminKey   string `toml:"admin_key"`
 	AuthPolicy string `toml:"auth_policy"`
-	LogLevel   string `toml:"log_level"`
-	TLSCert    string `toml:"tls_cert"`
-	TLSKey     string `toml:"tls_key"`
-	Templates  string `toml:"templates"`
+	// TrustedAuthServID makes the daemon trust the Authentication-Results
+	// header of this upstream MTA instead of checking senders itself.
+	TrustedAuthServID string `toml:"trusted_authserv_id"`
+	DNS               string `toml:"dns"`
+	LogLevel          string `toml:"log_level"`
+	TLSCert           string `toml:"tls_cert"`
+	TLSKey            string `toml:"tls_key"`
+	Templates         string `toml:"templates"`
 
 	LandingHosts  []string `toml:"landing_hosts"`
 	PublicURL     string   `toml:"public_url"`
@@ -45,6 +52,9 @@ type Config struct {
 	SendWorkers     int      `toml:"send_workers"`
 	SMTPTimeout     Duration `toml:"smtp_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// resolver, when set (by tests), replaces DNS.
+	resolver senderauth.Resolver
 }
 
 // DefaultConfig is what `make run` uses: everything on loopback, mail
@@ -80,8 +90,15 @@ func (c *Config) Validate() error {
 	if c.Domain == "" || strings.ContainsAny(c.Domain, " @/") {
 		errs = append(errs, fmt.Errorf("domain: %q is not a domain name", c.Domain))
 	}
-	if c.AuthPolicy != "none" && c.AuthPolicy != "aligned" {
-		errs = append(errs, fmt.Errorf("auth-policy: %q is not none or aligned", c.AuthPolicy))
+	switch c.AuthPolicy {
+	case "none", "aligned", "dmarc":
+	default:
+		errs = append(errs, fmt.Errorf("auth-policy: %q is not none, aligned or dmarc", c.AuthPolicy))
+	}
+	if c.DNS != "" {
+		if _, _, err := net.SplitHostPort(c.DNS); err != nil {
+			errs = append(errs, fmt.Errorf("dns: %q is not host:port", c.DNS))
+		}
 	}
 	if c.Relay != "" {
 		u, err := url.Parse(c.Relay)
@@ -145,7 +162,9 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.StringVar(&c.Relay, "relay", c.Relay, "outbound relay `URL`: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (TLS); empty writes .eml files to DIR/outbox [INVITED_RELAY]")
 	fs.IntVar(&c.RelayConns, "relay-conns", c.RelayConns, "parallel `connections` to the relay [INVITED_RELAY_CONNS]")
 	fs.StringVar(&c.AdminKey, "admin-key", c.AdminKey, "admin API `key`; when empty one is generated on first start, kept in DIR/admin.key and printed [INVITED_ADMIN_KEY]")
-	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: none (development only) or aligned (From must be the ORGANIZER of a command, the ATTENDEE of a reply) [INVITED_AUTH_POLICY]")
+	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: aligned (an SPF or DKIM pass aligned with the From domain), dmarc (a DMARC pass), or none (the From header is trusted: development only); the From must also be the ORGANIZER of a command, the ATTENDEE of a reply [INVITED_AUTH_POLICY]")
+	fs.StringVar(&c.TrustedAuthServID, "trusted-authserv-id", c.TrustedAuthServID, "behind a trusted MTA: read its Authentication-Results header with this `id` instead of checking SPF/DKIM/DMARC [INVITED_TRUSTED_AUTHSERV_ID]")
+	fs.StringVar(&c.DNS, "dns", c.DNS, "DNS server `host:port` for SPF, DKIM and DMARC lookups (default: the system's) [INVITED_DNS]")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate `file` for STARTTLS [INVITED_TLS_CERT]")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key `file` for STARTTLS [INVITED_TLS_KEY]")

@@ -113,7 +113,7 @@ func TestEndToEnd(t *testing.T) {
 		Notes  []struct{ Text string }
 	}
 	if code := api(t, app, "GET", "/admin/messages/"+forged, nil, &rec); code != 200 || rec.Status != "rejected" ||
-		len(rec.Notes) == 0 || !strings.Contains(rec.Notes[0].Text, "not the replying ATTENDEE") {
+		len(rec.Notes) == 0 || !strings.Contains(rec.Notes[0].Text, "not authenticated") {
 		t.Errorf("GET /admin/messages/%s: %d %+v", forged, code, rec)
 	}
 
