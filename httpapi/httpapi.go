@@ -25,6 +25,9 @@ type Pipeline interface {
 	// Enroll records paid subscriptions for an organizer and queues the
 	// enrollment notice; it returns how many were new.
 	Enroll(ctx context.Context, organizer string, subs []store.Subscription) (int, error)
+	// Unsubscribe makes the attendee holding an invite's token block its
+	// organizer; an unknown token is store.ErrNotFound.
+	Unsubscribe(ctx context.Context, token, source string) (attendee, organizer string, err error)
 }
 
 // Config configures a Handler. Zero fields take the defaults noted.
@@ -86,6 +89,8 @@ func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	h.mux.Handle("GET /system/events", h.admin(h.systemEvents))
 	h.mux.Handle("GET /system/statistics", h.admin(h.systemStats))
 	h.mux.HandleFunc("POST /order", h.order)
+	h.mux.HandleFunc("GET /unsubscribe", h.unsubscribeForm)
+	h.mux.HandleFunc("POST /unsubscribe", h.unsubscribe)
 	h.mux.Handle("GET /admin/organizers/{organizer}", h.admin(h.organizer))
 	h.mux.Handle("PATCH /admin/organizers/{organizer}", h.admin(h.updateOrganizer))
 	h.mux.Handle("POST /admin/organizers/{organizer}/suspend", h.admin(h.suspend))

@@ -68,12 +68,13 @@ const (
 	MailboxCreate
 	MailboxRSVP
 	MailboxBulk
+	MailboxUnsubscribe
 )
 
 // Mailboxes lists the local parts the SMTP listener must accept: plain
 // ones, and tagged ones that also take +TAG.
 func (p *Pipeline) Mailboxes() (plain, tagged []string) {
-	return []string{p.cfg.CreateLocal, p.cfg.BulkLocal}, []string{p.cfg.RSVPLocal}
+	return []string{p.cfg.CreateLocal, p.cfg.BulkLocal}, []string{p.cfg.RSVPLocal, p.cfg.UnsubscribeLocal}
 }
 
 // Mailbox classifies addr: which of our mailboxes it is, and the reply tag
@@ -91,8 +92,37 @@ func (p *Pipeline) Mailbox(addr string) (Mailbox, string) {
 		return MailboxRSVP, tag
 	case p.cfg.BulkLocal:
 		return MailboxBulk, ""
+	case p.cfg.UnsubscribeLocal:
+		return MailboxUnsubscribe, tag
 	}
 	return MailboxNone, ""
+}
+
+// Unsubscribe records that the attendee who holds tag (the token of an
+// invite's List-Unsubscribe) blocks that event's organizer: no more
+// invites or updates from them. It returns the two addresses; an unknown
+// tag is store.ErrNotFound.
+func (p *Pipeline) Unsubscribe(ctx context.Context, tag, source string) (attendee, organizer string, err error) {
+	err = p.db.Update(ctx, func(tx *store.Tx) error {
+		return p.unsubscribe(tx, tag, source, &attendee, &organizer)
+	})
+	return attendee, organizer, err
+}
+
+func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string, attendee, organizer *string) error {
+	uid, email, err := tx.TagOwner(tag)
+	if err != nil {
+		return fmt.Errorf("unsubscribe token: %w", err)
+	}
+	e, err := tx.Event(uid)
+	if err != nil {
+		return err
+	}
+	*attendee, *organizer = email, e.OrganizerEmail
+	if tx.Blocked(email, e.OrganizerEmail) {
+		return nil
+	}
+	return tx.PutBlock(&store.Block{Attendee: email, Organizer: e.OrganizerEmail, Created: p.cfg.Now(), Source: source})
 }
 
 // ErrTooMany is returned by Invite for more invitees than MaxInvites.

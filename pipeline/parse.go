@@ -104,7 +104,7 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (*store.Messag
 func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict senderauth.Verdict) (func(*store.Tx) error, error) {
 	// Each mailbox once, whatever the number of recipients.
 	var create, rsvp, bulk bool
-	var tags []string
+	var tags, unsubscribe []string
 	for _, rcpt := range m.RcptTo {
 		switch box, tag := p.Mailbox(rcpt); box {
 		case MailboxCreate:
@@ -116,7 +116,29 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			}
 		case MailboxBulk:
 			bulk = true
+		case MailboxUnsubscribe:
+			unsubscribe = append(unsubscribe, tag)
 		}
+	}
+	if len(unsubscribe) > 0 && !create && !rsvp && !bulk {
+		// RFC 8058's mailto: the address is the capability, the message
+		// itself does not matter.
+		return func(tx *store.Tx) error {
+			var done []string
+			for _, tag := range unsubscribe {
+				var attendee, organizer string
+				if err := p.unsubscribe(tx, tag, "unsubscribe mail", &attendee, &organizer); errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				done = append(done, attendee+" from "+organizer)
+			}
+			if len(done) == 0 {
+				return reject("unsubscribe address with an unknown token")
+			}
+			return p.processed(tx, j, "unsubscribed %s", strings.Join(done, ", "))
+		}, nil
 	}
 
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})

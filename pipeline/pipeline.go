@@ -51,8 +51,8 @@ type Sender interface {
 // Config configures a Pipeline. Zero fields take the defaults noted.
 type Config struct {
 	Domain string // served domain, e.g. invite.example.com
-	// Local parts of the mailboxes (defaults create, rsvp, bulk).
-	CreateLocal, RSVPLocal, BulkLocal string
+	// Local parts of the mailboxes (defaults create, rsvp, bulk, unsubscribe).
+	CreateLocal, RSVPLocal, BulkLocal, UnsubscribeLocal string
 	// Auth decides who sent each message (default: policy aligned, the
 	// system's DNS). A command must pass its policy, and its From must be
 	// the ORGANIZER (the ATTENDEE of a reply) unless the policy is none.
@@ -106,6 +106,7 @@ func (c *Config) setDefaults() error {
 	def(&c.CreateLocal, "create")
 	def(&c.RSVPLocal, "rsvp")
 	def(&c.BulkLocal, "bulk")
+	def(&c.UnsubscribeLocal, "unsubscribe")
 	if c.Auth == nil {
 		c.Auth = &senderauth.Checker{Policy: PolicyAligned, Resolver: senderauth.NewResolver("")}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -380,3 +381,35 @@ func TestNotices_ReportAndEnrollment(t *testing.T) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestUnsubscribe_ByMail: a message to the mailto of List-Unsubscribe
+// blocks the organizer for that attendee: later invites are refused and a
+// pending update is not sent.
+func TestUnsubscribe_ByMail(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	msgs := h.invite(e.UID, 1, "a@example.com")
+	m := regexp.MustCompile(`mailto:(unsubscribe\+[a-z0-9]+@` + domain + `)`).FindSubmatch(msgs[0].Data)
+	if m == nil {
+		t.Fatalf("no mailto unsubscribe in the invite")
+	}
+	id := h.accept("a@example.com", string(m[1]), []byte("From: a@example.com\r\nSubject: unsubscribe\r\n\r\n"))
+	if out := h.outcome(id); out.Status != store.MessageProcessed || !strings.Contains(lastNote(out), "a@example.com from "+organizerAddr) {
+		t.Fatalf("unsubscribe mail: %s %q", out.Status, lastNote(out))
+	}
+	upd := setProp(setProp(ics, "SEQUENCE", "1"), "SUMMARY", "Renamed")
+	h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", upd)))
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 && h.db.QueueLen(StageStage) == 0 })
+	if n := len(h.filter(false)); n != 1 {
+		t.Errorf("%d messages to attendees; the update must not reach someone who unsubscribed", n)
+	}
+	errs, _ := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "a@example.com"}})
+	if errs[0] == nil {
+		t.Error("invite after unsubscribe accepted")
+	}
+	bad := h.outcome(h.accept("x@example.com", "unsubscribe+nosuchtoken@"+domain, []byte("From: x@example.com\r\n\r\n")))
+	if bad.Status != store.MessageRejected {
+		t.Errorf("unknown token: %s", bad.Status)
+	}
+}

@@ -45,6 +45,9 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 	} else if err != nil {
 		return nil, err
 	}
+	if s.Kind != kindCancel && p.blocked(a.Email, org.Email) {
+		return nil, reject("%s has unsubscribed from %s's invites: %s not sent", a.Email, org.Email, s.Kind)
+	}
 	if org.Suspended && s.Kind != kindCancel {
 		// Not sent, and said so on the attendee: once the organizer is
 		// reinstated, inviting them again sends it.
@@ -181,8 +184,20 @@ func (p *Pipeline) build(e *store.Event, d *eventData, a *store.Attendee, s *sen
 		Text:      text,
 		HTML:      html,
 		Calendar:  cal,
-		Headers:   [][2]string{{"Auto-Submitted", "auto-generated"}},
+		Headers: [][2]string{
+			{"Auto-Submitted", "auto-generated"},
+			// RFC 2369 and RFC 8058: one click (or a mail) and this
+			// organizer's invites stop for this attendee.
+			{"List-Unsubscribe", "<" + p.unsubscribeURL(a.Tag) + ">, <mailto:" + p.cfg.UnsubscribeLocal + "+" + a.Tag + "@" + p.cfg.Domain + ">"},
+			{"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"},
+		},
 	})
+}
+
+// unsubscribeURL is the page that stops an organizer's invites to the
+// attendee holding tag.
+func (p *Pipeline) unsubscribeURL(tag string) string {
+	return p.cfg.PublicURL + "/unsubscribe?t=" + tag
 }
 
 // when formats the start and end of ev for people, in its own time zone.
@@ -216,4 +231,11 @@ func when(ev itip.Event) string {
 		s += ", repeating"
 	}
 	return s + " (" + zone + ")"
+}
+
+// blocked reports whether attendee has blocked organizer.
+func (p *Pipeline) blocked(attendee, organizer string) bool {
+	var b bool
+	p.db.View(func(tx *store.Tx) error { b = tx.Blocked(attendee, organizer); return nil })
+	return b
 }

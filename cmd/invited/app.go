@@ -55,6 +55,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, err
 	}
+	// Bind before starting anything, so address errors surface here.
+	if a.smtpLn, err = net.Listen("tcp", cfg.SMTP); err != nil {
+		return nil, err
+	}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+		return nil, err
+	}
 	if a.adminKey, err = adminKey(cfg, log); err != nil {
 		return nil, err
 	}
@@ -74,6 +81,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.DKIMKey != "" {
+		key, err := mailer.LoadDKIMKey(cfg.DKIMKey)
+		if err != nil {
+			return nil, err
+		}
+		a.sender = &mailer.Signer{Next: a.sender, Domain: cfg.Domain, Selector: cfg.DKIMSelector, Key: key}
+		log.Info("outbound mail is DKIM-signed", "selector", cfg.DKIMSelector, "domain", cfg.Domain)
 	}
 	tmpl, err := templates.New(cfg.Templates)
 	if err != nil {
@@ -96,7 +111,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
-		publicURL = "http://" + cfg.HTTP
+		publicURL = "http://" + a.httpLn.Addr().String()
 	}
 	a.pl, err = pipeline.New(pipeline.Config{
 		Domain:       cfg.Domain,
@@ -147,13 +162,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	// Bind before starting anything, so address errors surface here.
-	if a.smtpLn, err = net.Listen("tcp", cfg.SMTP); err != nil {
-		return nil, err
-	}
-	if a.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
-		return nil, err
 	}
 	log.Info("invited started", "domain", cfg.Domain, "smtp", a.smtpLn.Addr().String(),
 		"http", a.httpLn.Addr().String(), "data", cfg.Data, "auth_policy", cfg.AuthPolicy)

@@ -33,8 +33,11 @@ type Config struct {
 	DNS               string `toml:"dns"`
 	LogLevel          string `toml:"log_level"`
 	TLSCert           string `toml:"tls_cert"`
-	TLSKey            string `toml:"tls_key"`
-	Templates         string `toml:"templates"`
+	// DKIMKey signs outbound mail when set, as DKIMSelector._domainkey.Domain.
+	DKIMKey      string `toml:"dkim_key"`
+	DKIMSelector string `toml:"dkim_selector"`
+	TLSKey       string `toml:"tls_key"`
+	Templates    string `toml:"templates"`
 
 	LandingHosts  []string `toml:"landing_hosts"`
 	PublicURL     string   `toml:"public_url"`
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		HTTP:            "127.0.0.1:8080",
 		RelayConns:      4,
 		AuthPolicy:      "aligned",
+		DKIMSelector:    "invited",
 		LogLevel:        "info",
 		MaxMessageBytes: 10 << 20,
 		MaxRecipients:   10,
@@ -166,6 +170,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.StringVar(&c.TrustedAuthServID, "trusted-authserv-id", c.TrustedAuthServID, "behind a trusted MTA: read its Authentication-Results header with this `id` instead of checking SPF/DKIM/DMARC [INVITED_TRUSTED_AUTHSERV_ID]")
 	fs.StringVar(&c.DNS, "dns", c.DNS, "DNS server `host:port` for SPF, DKIM and DMARC lookups (default: the system's) [INVITED_DNS]")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
+	fs.StringVar(&c.DKIMKey, "dkim-key", c.DKIMKey, "PEM private key `file` that DKIM-signs outbound mail (make one with invited dkim generate) [INVITED_DKIM_KEY]")
+	fs.StringVar(&c.DKIMSelector, "dkim-selector", c.DKIMSelector, "DKIM `selector`: the key is published at SELECTOR._domainkey.DOMAIN [INVITED_DKIM_SELECTOR]")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate `file` for STARTTLS [INVITED_TLS_CERT]")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key `file` for STARTTLS [INVITED_TLS_KEY]")
 	fs.StringVar(&c.Templates, "templates", c.Templates, "`dir`ectory whose *.tmpl files override the built-in templates [INVITED_TEMPLATES]")

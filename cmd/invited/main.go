@@ -40,6 +40,7 @@ with the organizer's updates and cancellations.
 Usage:
   invited serve [flags]    run the daemon (invited serve --help for flags)
   invited keys …           create, list and revoke API keys (invited keys --help)
+  invited dkim generate    make a DKIM key and print its DNS record
   invited version          print the version
   invited help             this text
 
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stderr)
 	case "keys":
 		return keys(ctx, args[1:], getenv, stdout, stderr)
+	case "dkim":
+		return dkimCmd(args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "invited", version)
 		return nil
