@@ -123,8 +123,10 @@ func TestRule_SuspendedWhileQueued(t *testing.T) {
 		t.Fatal("invite not staged")
 	}
 	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = true })
-	down.Store(false)
+	// The relay stays down until an attempt has seen the suspension and
+	// ended the job; one begun before it may only fail.
 	h.eventually("send queue drained", func() bool { return h.db.QueueLen(StageSend) == 0 })
+	down.Store(false)
 	var a *store.Attendee
 	h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, "a@example.com"); return err })
 	if !strings.Contains(a.SendError, "suspended") || !a.Sent.IsZero() || len(h.filter(false)) != 0 {
