@@ -16,7 +16,7 @@ build:
 # A working instance on loopback: SMTP 127.0.0.1:2525, HTTP 127.0.0.1:8080,
 # data in ./data, outgoing mail as .eml files in ./data/outbox.
 run: build
-	./$(BIN) serve
+	./$(BIN) serve --auth-policy none
 
 test: fmt-check vet unit fuzz-smoke
 

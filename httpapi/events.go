@@ -41,16 +41,7 @@ func toEventJSON(e *store.Event) eventJSON {
 	}
 }
 
-func (h *Handler) event(w http.ResponseWriter, r *http.Request) {
-	var e *store.Event
-	err := h.db.View(func(tx *store.Tx) (err error) {
-		e, err = tx.Event(r.PathValue("uid"))
-		return err
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
+func (h *Handler) event(w http.ResponseWriter, r *http.Request, e *store.Event) {
 	writeJSON(w, http.StatusOK, toEventJSON(e))
 }
 
@@ -69,8 +60,8 @@ type statsJSON struct {
 	SendFailed    int64  `json:"send_failed"`
 }
 
-func (h *Handler) eventStats(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
+func (h *Handler) eventStats(w http.ResponseWriter, r *http.Request, e *store.Event) {
+	uid := e.UID
 	var c store.Counters
 	err := h.db.View(func(tx *store.Tx) (err error) {
 		c, err = tx.EventStats(uid)
@@ -98,8 +89,8 @@ type attendeeJSON struct {
 	Replied int64  `json:"replied,omitempty"`
 }
 
-func (h *Handler) attendees(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
+func (h *Handler) attendees(w http.ResponseWriter, r *http.Request, e *store.Event) {
+	uid := e.UID
 	limit, ok := h.limit(w, r)
 	if !ok {
 		return
@@ -107,9 +98,6 @@ func (h *Handler) attendees(w http.ResponseWriter, r *http.Request) {
 	out := []attendeeJSON{}
 	last, next := "", ""
 	err := h.db.View(func(tx *store.Tx) error {
-		if _, err := tx.Event(uid); err != nil {
-			return err
-		}
 		after := ""
 		if c := r.URL.Query().Get("cursor"); c != "" {
 			var ok bool
@@ -157,11 +145,7 @@ func (h *Handler) organizerEvents(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := make([]eventJSON, len(evs))
-	for i, e := range evs {
-		out[i] = toEventJSON(e)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
+	writeJSON(w, http.StatusOK, map[string]any{"events": eventsJSON(evs), "next": next})
 }
 
 // limit reads the limit parameter: default 50, at most MaxList.

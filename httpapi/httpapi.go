@@ -7,20 +7,27 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/invited/invited/store"
 )
 
-// Inviter queues invites (pipeline.Pipeline). Each row gets an error or
-// nil (queued); an unknown event fails the call with store.ErrNotFound.
-type Inviter interface {
+// Pipeline is where the API queues work (pipeline.Pipeline).
+type Pipeline interface {
+	// Invite queues invites; each row gets an error or nil (queued). An
+	// unknown event fails the call with store.ErrNotFound.
 	Invite(ctx context.Context, uid string, rows []store.Invitee) ([]error, error)
+	// Report queues the attendee report mail to the event's organizer.
+	Report(ctx context.Context, uid string) error
+	// Enroll records paid subscriptions for an organizer and queues the
+	// enrollment notice; it returns how many were new.
+	Enroll(ctx context.Context, organizer string, subs []store.Subscription) (int, error)
+	// Unsubscribe makes the attendee holding an invite's token block its
+	// organizer; an unknown token is store.ErrNotFound.
+	Unsubscribe(ctx context.Context, token, source string) (attendee, organizer string, err error)
 }
 
 // Config configures a Handler. Zero fields take the defaults noted.
@@ -30,6 +37,9 @@ type Config struct {
 	// LandingHosts are the hosts the public invite endpoint may redirect
 	// to; a landing page on any other host gets a 202 instead.
 	LandingHosts []string
+	// ShopifySecret checks the signature of POST /order (Shopify's webhook
+	// secret); empty disables enrollment.
+	ShopifySecret string
 	// MaxBody bounds request bodies (default 5 MiB); MaxRows bounds the rows
 	// of one invite request (default 10000); MaxList bounds one page of a
 	// list (default 500, 50 when no limit is asked).
@@ -42,7 +52,7 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	db       *store.DB
-	inviter  Inviter
+	pl       Pipeline
 	log      *slog.Logger
 	mux      *http.ServeMux
 	adminKey [32]byte
@@ -50,7 +60,7 @@ type Handler struct {
 }
 
 // New returns the API handler.
-func New(cfg Config, db *store.DB, inviter Inviter, log *slog.Logger) *Handler {
+func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 5 << 20
 	}
@@ -60,18 +70,34 @@ func New(cfg Config, db *store.DB, inviter Inviter, log *slog.Logger) *Handler {
 	if cfg.MaxList <= 0 {
 		cfg.MaxList = 500
 	}
-	h := &Handler{cfg: cfg, db: db, inviter: inviter, log: log, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, db: db, pl: pl, log: log, mux: http.NewServeMux()}
 	h.adminKey = sha256.Sum256([]byte(cfg.AdminKey))
 	h.aead = newAEAD(cfg.AdminKey)
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /event/{uid}/invite", h.inviteOne)
-	h.mux.Handle("POST /event/{uid}/invites", h.admin(h.inviteMany))
-	h.mux.Handle("GET /event/{uid}", h.admin(h.event))
-	h.mux.Handle("GET /event/{uid}/statistics", h.admin(h.eventStats))
-	h.mux.Handle("GET /event/{uid}/attendees", h.admin(h.attendees))
-	h.mux.Handle("GET /organizer/{organizer}/events", h.admin(h.organizerEvents))
-	h.mux.Handle("GET /shadow/organizer/{organizer}/events", h.admin(h.organizerEvents))
+	h.mux.Handle("POST /event/{uid}/invites", h.forEvent(h.inviteMany))
+	h.mux.Handle("GET /event/{uid}", h.forEvent(h.event))
+	h.mux.Handle("GET /event/{uid}/statistics", h.forEvent(h.eventStats))
+	h.mux.Handle("GET /event/{uid}/attendees", h.forEvent(h.attendees))
+	h.mux.Handle("GET /organizer/{organizer}/events", h.forOrganizer(h.organizerEvents))
+	h.mux.Handle("GET /shadow/organizer/{organizer}/events", h.forOrganizer(h.organizerEvents))
+	h.mux.Handle("GET /event/{uid}/report", h.forEvent(h.report))
+	h.mux.Handle("GET /event/{uid}/report.csv", h.forEvent(h.reportCSV))
+	h.mux.Handle("GET /organizer/{organizer}/statistics", h.forOrganizer(h.organizerStats))
+	h.mux.Handle("GET /shadow/organizer/{organizer}/statistics", h.forOrganizer(h.organizerStats))
+	h.mux.Handle("GET /system/events", h.admin(h.systemEvents))
+	h.mux.Handle("GET /system/statistics", h.admin(h.systemStats))
+	h.mux.HandleFunc("POST /order", h.order)
+	h.mux.HandleFunc("GET /unsubscribe", h.unsubscribeForm)
+	h.mux.HandleFunc("POST /unsubscribe", h.unsubscribe)
+	h.mux.Handle("GET /admin/organizers/{organizer}", h.admin(h.organizer))
+	h.mux.Handle("PATCH /admin/organizers/{organizer}", h.admin(h.updateOrganizer))
+	h.mux.Handle("POST /admin/organizers/{organizer}/suspend", h.admin(h.suspend))
+	h.mux.Handle("POST /admin/organizers/{organizer}/reinstate", h.admin(h.reinstate))
+	h.mux.Handle("GET /admin/keys", h.admin(h.listKeys))
+	h.mux.Handle("POST /admin/keys", h.admin(h.createKey))
+	h.mux.Handle("DELETE /admin/keys/{id}", h.admin(h.revokeKey))
 	h.mux.Handle("GET /admin/messages/{id}", h.admin(h.message))
 	h.mux.Handle("GET /admin/dead-letters", h.admin(h.deadLetters))
 	h.mux.Handle("GET /admin/dead-letters/{id}", h.admin(h.deadLetter))
@@ -81,25 +107,6 @@ func New(cfg Config, db *store.DB, inviter Inviter, log *slog.Logger) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
-}
-
-// admin wraps a handler that needs the admin key.
-func (h *Handler) admin(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-Api-Key")
-		if key == "" {
-			if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-				key = strings.TrimSpace(v)
-			}
-		}
-		sum := sha256.Sum256([]byte(key))
-		if key == "" || h.cfg.AdminKey == "" || subtle.ConstantTimeCompare(sum[:], h.adminKey[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="invited"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong API key")
-			return
-		}
-		next(w, r)
-	})
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {

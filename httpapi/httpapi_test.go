@@ -15,6 +15,7 @@ import (
 
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -34,11 +35,12 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := pipeline.New(pipeline.Config{Domain: "invite.test"}, db, nil, log)
+	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3}, db, p, log)
+	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
+		ShopifySecret: "shpss_secret"}, db, p, log)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); db.Close() })
 	return &env{srv: srv, db: db}
@@ -251,9 +253,9 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 	if code != 202 || !strings.Contains(string(b), `"queued":2`) {
 		t.Errorf("CSV invites: %d %s", code, b)
 	}
-	code, _, _ = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", "ev99,e@example.com,E\n")
-	if code != 400 {
-		t.Errorf("CSV row for another event: %d, want 400", code)
+	code, _, b = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", "ev99,e@example.com,E\nev00,z@example.com,Z\n")
+	if code != 202 || !strings.Contains(string(b), "another event") || !strings.Contains(string(b), `"queued":1`) {
+		t.Errorf("CSV with a row for another event: %d %s", code, b)
 	}
 	code, _, _ = e.do(t, "POST", "/event/ev00/invites", key, "text/csv", strings.Repeat("x@example.com\n", 6))
 	if code != 413 {
@@ -267,8 +269,22 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 	if code != 400 {
 		t.Errorf("broken JSON: %d, want 400", code)
 	}
-	if n := e.db.QueueLen(pipeline.StageVerify); n != 3 {
-		t.Errorf("queued %d, want 3", n)
+	if n := e.db.QueueLen(pipeline.StageVerify); n != 4 {
+		t.Errorf("queued %d, want 4", n)
+	}
+
+	// An organizer's own key may send a CSV only when the organizer is
+	// authorized for bulk; JSON needs no such thing.
+	own := e.newKey(t, "organizer:org@example.com")
+	if code, _, _ := e.do(t, "POST", "/event/ev00/invites", own, "text/csv", "x@example.com\n"); code != 403 {
+		t.Errorf("CSV from an organizer not authorized for bulk: %d, want 403", code)
+	}
+	if code, _, _ := e.do(t, "POST", "/event/ev00/invites", own, "application/json", `[{"email":"x@example.com"}]`); code != 202 {
+		t.Errorf("JSON from the organizer: %d", code)
+	}
+	e.do(t, "PATCH", "/admin/organizers/org@example.com", key, "application/json", `{"bulk_authorized":true}`)
+	if code, _, b := e.do(t, "POST", "/event/ev00/invites", own, "text/csv", "y@example.com,Y\n"); code != 202 || !strings.Contains(string(b), `"queued":1`) {
+		t.Errorf("CSV from an authorized organizer: %d %s", code, b)
 	}
 }
 

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/invited/invited/internal/invitecsv"
 	"github.com/invited/invited/store"
 )
 
@@ -44,7 +44,7 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown origin")
 		return
 	}
-	errs, err := h.inviter.Invite(r.Context(), uid, []store.Invitee{{Email: email, Name: q.Get("name"), Origin: origin}})
+	errs, err := h.pl.Invite(r.Context(), uid, []store.Invitee{{Email: email, Name: q.Get("name"), Origin: origin}})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -91,19 +91,28 @@ type rowResult struct {
 
 // inviteMany takes a JSON array of {"email","name"} or a CSV
 // (email,name; or uid,email,name) and answers per-row results.
-func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request) {
-	uid := r.PathValue("uid")
+func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request, e *store.Event) {
+	uid := e.UID
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var (
-		rows []store.Invitee
-		err  error
+		rows    []store.Invitee
+		results []rowResult
+		err     error
 	)
 	switch mt {
 	case "text/csv", "application/csv":
-		rows, err = readCSV(body, uid, h.cfg.MaxRows)
+		if !h.mayBulk(w, r, e) {
+			return
+		}
+		rows, results, err = h.readCSV(body, uid)
 	case "application/json", "":
 		rows, err = readJSON(body, h.cfg.MaxRows)
+		results = make([]rowResult, len(rows))
+		for i := range rows {
+			rows[i].Origin = store.OriginAPI
+			results[i] = rowResult{Row: i + 1, Email: rows[i].Email}
+		}
 	default:
 		writeError(w, http.StatusUnsupportedMediaType, "send application/json or text/csv")
 		return
@@ -120,27 +129,77 @@ func (h *Handler) inviteMany(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for i := range rows {
-		rows[i].Origin = store.OriginAPI
-	}
-	errs, err := h.inviter.Invite(r.Context(), uid, rows)
+	errs, err := h.pl.Invite(r.Context(), uid, rows)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	results := make([]rowResult, len(rows))
-	queued := 0
-	for i, e := range errs {
-		results[i] = rowResult{Row: i + 1, Email: rows[i].Email, Status: "queued"}
-		if e != nil {
-			results[i].Status, results[i].Error = "rejected", e.Error()
+	// results holds a row for every input row; those already rejected (a
+	// CSV row for another event) were not sent to Invite.
+	k, queued := 0, 0
+	for i := range results {
+		if results[i].Status != "" {
+			continue
+		}
+		results[i].Status = "queued"
+		if errs[k] != nil {
+			results[i].Status, results[i].Error = "rejected", errs[k].Error()
 		} else {
 			queued++
 		}
+		k++
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{
-		"uid": uid, "queued": queued, "rejected": len(rows) - queued, "results": results,
+		"uid": uid, "queued": queued, "rejected": len(results) - queued, "results": results,
 	})
+}
+
+// mayBulk allows a CSV of invites only from an admin key or for an
+// organizer authorized to send bulk invites, as by mail.
+func (h *Handler) mayBulk(w http.ResponseWriter, r *http.Request, e *store.Event) bool {
+	if principalOf(r).admin {
+		return true
+	}
+	var o *store.Organizer
+	err := h.db.View(func(tx *store.Tx) (err error) {
+		o, err = tx.Organizer(e.OrganizerEmail)
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, err)
+		return false
+	}
+	if o == nil || !o.BulkAuthorized {
+		writeError(w, http.StatusForbidden, "this organizer is not authorized to send bulk invites")
+		return false
+	}
+	return true
+}
+
+// readCSV reads a CSV of invites (see invitecsv.Read); rows naming
+// another event are rejected here, the others returned with origin bulk.
+func (h *Handler) readCSV(body io.Reader, uid string) ([]store.Invitee, []rowResult, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	csvRows, err := invitecsv.Read(data, h.cfg.MaxRows, false)
+	if errors.Is(err, invitecsv.ErrTooManyRows) {
+		return nil, nil, fmt.Errorf("%w: %v", errTooManyRows, err)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	var rows []store.Invitee
+	results := make([]rowResult, len(csvRows))
+	for i, cr := range csvRows {
+		results[i] = rowResult{Row: cr.Line, Email: cr.Email}
+		if cr.UID != "" && cr.UID != uid {
+			results[i].Status, results[i].Error = "rejected", "the row is for another event"
+			continue
+		}
+		rows = append(rows, store.Invitee{Email: cr.Email, Name: cr.Name, Origin: store.OriginBulk})
+	}
+	return rows, results, nil
 }
 
 var errTooManyRows = errors.New("too many rows")
@@ -159,50 +218,4 @@ func readJSON(r io.Reader, maxRows int) ([]store.Invitee, error) {
 		return nil, fmt.Errorf("%w: %d, at most %d", errTooManyRows, len(rows), maxRows)
 	}
 	return rows, nil
-}
-
-// readCSV reads email,name rows (or uid,email,name, where uid must be
-// this event's), with an optional header line.
-func readCSV(r io.Reader, uid string, maxRows int) ([]store.Invitee, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	var rows []store.Invitee
-	for line := 1; ; line++ {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return rows, nil
-		}
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("csv: %v", err)
-		}
-		if line == 1 && len(rec) > 0 {
-			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
-			if first := strings.ToLower(strings.TrimSpace(rec[0])); first == "email" || first == "uid" {
-				continue
-			}
-		}
-		var row store.Invitee
-		switch len(rec) {
-		case 1:
-			row.Email = rec[0]
-		case 2:
-			row.Email, row.Name = rec[0], rec[1]
-		default:
-			if strings.TrimSpace(rec[0]) != uid {
-				return nil, fmt.Errorf("csv line %d: uid %q is not this event", line, rec[0])
-			}
-			row.Email, row.Name = rec[1], rec[2]
-		}
-		row.Email = strings.TrimSpace(row.Email)
-		row.Name = strings.TrimSpace(row.Name)
-		if len(rows) == maxRows {
-			return nil, fmt.Errorf("%w: more than %d", errTooManyRows, maxRows)
-		}
-		rows = append(rows, row)
-	}
 }

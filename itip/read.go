@@ -75,7 +75,8 @@ func (l Limits) withDefaults() Limits {
 // part's method= parameter. Attached messages (message/rfc822) are not
 // searched: a forwarded invitation is not a command from the forwarder.
 //
-// It returns ErrNoCalendar when there is none; an error wrapping ErrLimit
+// It returns ErrNoCalendar, with the message's headers and attachments,
+// when there is no calendar; an error wrapping ErrLimit
 // for nesting deeper than MaxDepth, more than MaxParts parts, a calendar or
 // CSV part over MaxPartBytes or a message over MaxMessageBytes; an error for
 // malformed MIME found before any calendar (after one, the walk stops and
@@ -114,7 +115,8 @@ func ReadMessage(r io.Reader, lim Limits) (msg *Message, err error) {
 		if w.parseErr != nil {
 			return nil, w.parseErr
 		}
-		return nil, ErrNoCalendar
+		// The rest of the message (a CSV for bulk@, say) is still useful.
+		return w.msg, ErrNoCalendar
 	}
 	return w.msg, nil
 }

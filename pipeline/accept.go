@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -19,6 +18,8 @@ type Envelope struct {
 	MailFrom string
 	RcptTo   []string
 	TLS      bool
+	// SPF result found at SMTP time, and for which domain ("" if none).
+	SPF, SPFDomain string
 }
 
 // Accept stores a received message and queues it for parsing. It returns
@@ -26,12 +27,14 @@ type Envelope struct {
 // kept even across a crash.
 func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id string, err error) {
 	m := &store.Message{
-		Remote:   env.Remote,
-		HELO:     env.HELO,
-		MailFrom: env.MailFrom,
-		RcptTo:   env.RcptTo,
-		TLS:      env.TLS,
-		Received: p.cfg.Now(),
+		Remote:    env.Remote,
+		HELO:      env.HELO,
+		MailFrom:  env.MailFrom,
+		RcptTo:    env.RcptTo,
+		TLS:       env.TLS,
+		SPF:       env.SPF,
+		SPFDomain: env.SPFDomain,
+		Received:  p.cfg.Now(),
 	}
 	err = p.db.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.PutMessage(m, raw); err != nil {
@@ -65,12 +68,13 @@ const (
 	MailboxCreate
 	MailboxRSVP
 	MailboxBulk
+	MailboxUnsubscribe
 )
 
 // Mailboxes lists the local parts the SMTP listener must accept: plain
 // ones, and tagged ones that also take +TAG.
 func (p *Pipeline) Mailboxes() (plain, tagged []string) {
-	return []string{p.cfg.CreateLocal, p.cfg.BulkLocal}, []string{p.cfg.RSVPLocal}
+	return []string{p.cfg.CreateLocal, p.cfg.BulkLocal}, []string{p.cfg.RSVPLocal, p.cfg.UnsubscribeLocal}
 }
 
 // Mailbox classifies addr: which of our mailboxes it is, and the reply tag
@@ -88,50 +92,93 @@ func (p *Pipeline) Mailbox(addr string) (Mailbox, string) {
 		return MailboxRSVP, tag
 	case p.cfg.BulkLocal:
 		return MailboxBulk, ""
+	case p.cfg.UnsubscribeLocal:
+		return MailboxUnsubscribe, tag
 	}
 	return MailboxNone, ""
+}
+
+// Unsubscribe records that the attendee who holds tag (the token of an
+// invite's List-Unsubscribe) blocks that event's organizer: no more
+// invites or updates from them. It returns the two addresses; an unknown
+// tag is store.ErrNotFound.
+func (p *Pipeline) Unsubscribe(ctx context.Context, tag, source string) (attendee, organizer string, err error) {
+	err = p.db.Update(ctx, func(tx *store.Tx) error {
+		return p.unsubscribe(tx, tag, source, &attendee, &organizer)
+	})
+	return attendee, organizer, err
+}
+
+func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string, attendee, organizer *string) error {
+	uid, email, err := tx.TagOwner(tag)
+	if err != nil {
+		return fmt.Errorf("unsubscribe token: %w", err)
+	}
+	e, err := tx.Event(uid)
+	if err != nil {
+		return err
+	}
+	*attendee, *organizer = email, e.OrganizerEmail
+	if tx.Blocked(email, e.OrganizerEmail) {
+		return nil
+	}
+	return tx.PutBlock(&store.Block{Attendee: email, Organizer: e.OrganizerEmail, Created: p.cfg.Now(), Source: source})
 }
 
 // ErrTooMany is returned by Invite for more invitees than MaxInvites.
 var ErrTooMany = errors.New("pipeline: too many invitees")
 
-// Invite queues invites to event uid. Rows that cannot be queued get an
-// error at their index (nil: queued); the call fails as a whole only for
-// an unknown event (store.ErrNotFound), too many rows or a store failure. Duplicates and
-// other rules are checked by the verify and create stages.
+// Invite queues invites to event uid. Every row is checked against the
+// rules of the moment (address, duplicates, already invited, blocked,
+// suspended organizer, invite limit) and gets an error at its index, or
+// nil when it was queued; verify and create check again when they run. The
+// call fails as a whole only for an unknown event (store.ErrNotFound), too
+// many rows or a store failure.
 func (p *Pipeline) Invite(ctx context.Context, uid string, rows []store.Invitee) ([]error, error) {
 	if len(rows) > p.cfg.MaxInvites {
 		return nil, fmt.Errorf("%w: %d rows, at most %d", ErrTooMany, len(rows), p.cfg.MaxInvites)
 	}
-	errs := make([]error, len(rows))
-	var jobs []*store.Job
-	seen := make(map[string]bool, len(rows))
 	now := p.cfg.Now()
-	for i, r := range rows {
-		email, err := NormalizeEmail(r.Email)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		if seen[email] {
-			errs[i] = errors.New("duplicate row")
-			continue
-		}
-		seen[email] = true
-		payload, err := json.Marshal(inviteJob{UID: uid, Email: email, Name: cleanName(r.Name), Origin: r.Origin})
-		if err != nil {
-			return nil, err
-		}
-		jobs = append(jobs, &store.Job{Kind: kindInvite, Payload: payload})
-	}
+	var errs []error
 	err := p.db.Update(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Event(uid); err != nil {
+		errs = make([]error, len(rows))
+		e, err := tx.Event(uid)
+		if err != nil {
 			return fmt.Errorf("event %q: %w", uid, err)
 		}
-		for _, j := range jobs {
-			if _, err := tx.Enqueue(StageVerify, j, now); err != nil {
+		queued := 0
+		seen := make(map[string]bool, len(rows))
+		for i, r := range rows {
+			email, err := NormalizeEmail(r.Email)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			if seen[email] {
+				errs[i] = errors.New("duplicate row")
+				continue
+			}
+			seen[email] = true
+			if e.Status == store.StatusCancelled {
+				errs[i] = fmt.Errorf("event %s is cancelled", uid)
+				continue
+			}
+			if err := p.mayInvite(tx, e, email, now, queued); err != nil {
+				var rej *Rejection
+				if !errors.As(err, &rej) {
+					return err
+				}
+				errs[i] = errors.New(rej.Reason)
+				continue
+			}
+			jb, err := newJob(kindInvite, "", inviteJob{UID: uid, Email: email, Name: cleanName(r.Name), Origin: r.Origin})
+			if err != nil {
 				return err
 			}
+			if _, err := tx.Enqueue(StageVerify, jb, now); err != nil {
+				return err
+			}
+			queued++
 		}
 		return nil
 	})

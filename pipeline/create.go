@@ -6,9 +6,13 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"html"
 	"strings"
+	"time"
 
+	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
 )
 
 // create applies a verified command, reply or invite to events, attendees
@@ -40,6 +44,8 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return nil, err
 		}
 		return func(tx *store.Tx) error { return p.applyInvite(tx, j, in) }, nil
+	case kindBulk:
+		return p.createBulk(ctx, j)
 	}
 	return nil, reject("unknown job kind %q", j.Kind)
 }
@@ -53,8 +59,18 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 	now := p.cfg.Now()
 	first := c.Calendar.Events[0]
 	upd, lone := newData(c.Calendar)
+	org, err := tx.OrganizerOrNew(organizer(first), now)
+	if err != nil {
+		return err
+	}
+	if org.Suspended {
+		return p.failedNotice(j, c, reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason)))
+	}
 	e, err := tx.EventByOriginalUID(first.UID)
 	if errors.Is(err, store.ErrNotFound) {
+		if err := p.underEventLimit(tx, j, c, org, now); err != nil {
+			return err
+		}
 		e = &store.Event{
 			UID:              newUID(),
 			OriginalUID:      first.UID,
@@ -74,6 +90,11 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		}
 		if err := tx.CreateEvent(e); err != nil {
 			return err
+		}
+		if c.Believed {
+			if err := p.notify(tx, j.Message, p.organizerAddress(e), noticeCreated, p.createdNotice(e, upd), ""); err != nil {
+				return err
+			}
 		}
 		return p.processed(tx, j, "registered event %s (%q) for %s", e.UID, e.Summary, e.OrganizerEmail)
 	} else if err != nil {
@@ -128,6 +149,59 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		return err
 	}
 	return p.processed(tx, j, "event %s updated to SEQUENCE %d (time changed: %t); sending updates", e.UID, e.Sequence, timeChanged)
+}
+
+// underEventLimit refuses a new event past the organizer's limit and
+// tells the organizer, if believed. Paid organizers have no limit.
+func (p *Pipeline) underEventLimit(tx *store.Tx, j *store.Job, c *commandJob, org *store.Organizer, now time.Time) error {
+	limit := p.cfg.EventLimit
+	if org.EventLimit != nil {
+		limit = *org.EventLimit
+	}
+	if limit < 0 || org.Paid(now) {
+		return nil
+	}
+	st, err := tx.OrganizerStats(org.Email)
+	if err != nil {
+		return err
+	}
+	if st.Events < int64(limit) {
+		return nil
+	}
+	rej := reject("organizer %s has reached the limit of %d events", org.Email, limit)
+	if c.Believed {
+		first := c.Calendar.Events[0]
+		data := templates.EventLimit{Organizer: first.Organizer.Name, Mailto: org.Email, Summary: first.Summary,
+			Limit: limit, Count: int(st.Events), UpgradeURL: p.cfg.UpgradeURL}
+		rej.apply = func(tx *store.Tx) error {
+			return p.notify(tx, j.Message, itip.Address{Email: org.Email, Name: first.Organizer.Name}, noticeLimit, data, "")
+		}
+	}
+	return rej
+}
+
+// createdNotice is the "event created" notice: the event id and the ways
+// to invite people to it.
+func (p *Pipeline) createdNotice(e *store.Event, d *eventData) templates.EventCreated {
+	inviteURL := p.cfg.PublicURL + "/event/" + e.UID + "/invite"
+	button := `<form action="` + html.EscapeString(inviteURL) + `" method="get">` +
+		`<input type="email" name="email" placeholder="you@example.com" required> ` +
+		`<input type="text" name="name" placeholder="Your name"> ` +
+		`<input type="hidden" name="origin" value="webform">` +
+		`<button type="submit">Add to my calendar</button></form>`
+	return templates.EventCreated{
+		Organizer: e.OrganizerName, Mailto: e.OrganizerEmail, Summary: e.Summary, UID: e.UID,
+		OriginalUID: e.OriginalUID, When: when(d.Master), InviteURL: inviteURL, ButtonSnippet: button,
+		BulkAddress: p.cfg.BulkLocal + "@" + p.cfg.Domain,
+		CSVExample:  "uid,email,name\n" + e.UID + ",jane@example.com,Jane Doe",
+	}
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
 }
 
 // applyCancel cancels an event, or one occurrence of it.
@@ -277,26 +351,85 @@ func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error 
 	if e.Status == store.StatusCancelled {
 		return reject("event %s is cancelled", e.UID)
 	}
-	if _, err := tx.Attendee(e.UID, in.Email); err == nil {
-		return reject("%s is already invited to %s", in.Email, e.UID)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := p.mayInvite(tx, e, in.Email, now, 0); err != nil {
 		return err
 	}
 	origin := in.Origin
 	if origin == "" {
 		origin = store.OriginAPI
 	}
-	a := &store.Attendee{UID: e.UID, Email: in.Email, Name: in.Name, Status: store.PartNeedsAction,
+	return p.addInvitee(tx, j, e, in.Email, in.Name, origin, now)
+}
+
+// unsent reports whether a's invite never went out and failed for good.
+func unsent(a *store.Attendee) bool {
+	return a.Sent.IsZero() && a.SendError != "" && a.Origin != store.OriginShared
+}
+
+// addInvitee records a new attendee, counts them and queues their invite;
+// for an attendee whose invite never went out, it only queues it again.
+func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email, name, origin string, now time.Time) error {
+	send := sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence}
+	if old, err := tx.Attendee(e.UID, email); err == nil && unsent(old) {
+		old.SendError = ""
+		if err := tx.PutAttendee(old); err != nil {
+			return err
+		}
+		return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
+	}
+	a := &store.Attendee{UID: e.UID, Email: email, Name: name, Status: store.PartNeedsAction,
 		Origin: origin, Tag: newTag(), Created: now}
 	if err := tx.PutAttendee(a); err != nil {
 		return err
 	}
-	d := store.Counters{Attendees: 1}
+	d := store.Counters{Attendees: 1, Invited: 1}
 	d.AddStatus(store.PartNeedsAction, 1)
 	if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
 		return err
 	}
-	return p.enqueue(tx, StageSend, kindInvite, j.Message, sendJob{UID: e.UID, Email: in.Email, Kind: kindInvite, Sequence: e.Sequence})
+	return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
+}
+
+// mayInvite applies the rules for a new invite to e: not already invited,
+// the organizer not suspended, the attendee not blocking the organizer,
+// and the event's invite limit not reached counting pending more invites
+// about to be made.
+//
+// An attendee whose invite never went out (the relay refused it, or the
+// organizer was suspended when it was due) may be invited again: that
+// is not a new attendee, see resend.
+func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now time.Time, pending int) error {
+	if a, err := tx.Attendee(e.UID, email); err == nil {
+		if !unsent(a) {
+			return reject("%s is already invited to %s", email, e.UID)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	org, err := tx.OrganizerOrNew(e.OrganizerEmail, now)
+	if err != nil {
+		return err
+	}
+	if org.Suspended {
+		return reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason))
+	}
+	if tx.Blocked(email, org.Email) {
+		return reject("%s has asked not to receive invites from %s", email, org.Email)
+	}
+	limit := p.cfg.InviteLimit
+	if org.InviteLimit != nil {
+		limit = *org.InviteLimit
+	}
+	if limit >= 0 {
+		st, err := tx.EventStats(e.UID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if st.Invited+int64(pending) >= int64(limit) {
+			return reject("event %s has reached its limit of %d invites", e.UID, limit)
+		}
+	}
+	return nil
 }
 
 func (p *Pipeline) enqueue(tx *store.Tx, stage, kind, message string, payload any) error {

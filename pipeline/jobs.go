@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -17,6 +18,8 @@ const (
 	kindReply   = "reply"   // verify, create: an attendee's REPLY, COUNTER or REFRESH
 	kindInvite  = "invite"  // verify, create, send: invite one attendee
 	kindUpdate  = "update"  // stage, send: send the updated event
+	kindNotify  = "notify"  // send: a notification to an organizer
+	kindBulk    = "bulk"    // verify, create: a CSV of invites mailed to bulk@
 )
 
 // commandJob is an organizer's REQUEST or CANCEL, or an attendee's reply,
@@ -25,7 +28,13 @@ type commandJob struct {
 	From     itip.Address   `json:"from"`
 	MailFrom string         `json:"mail_from,omitempty"`
 	Tag      string         `json:"tag,omitempty"`
+	Subject  string         `json:"subject,omitempty"`
 	Calendar *itip.Calendar `json:"calendar"`
+	// Auth is what parse decided about the sender.
+	Auth senderauth.Verdict `json:"auth"`
+	// Believed is set by verify when the sender is proven to be the
+	// organizer: only then does the organizer get notices about it.
+	Believed bool `json:"believed,omitempty"`
 	// Set by verify for replies: the event and the attendee answering.
 	UID      string        `json:"uid,omitempty"`
 	Attendee itip.Attendee `json:"attendee,omitzero"`

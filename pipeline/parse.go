@@ -3,17 +3,76 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
 )
 
-// parse reads an inbound message and queues one verify job per calendar
-// for each of our mailboxes it was sent to.
+// parse decides who sent an inbound message, reads it, and queues one
+// verify job per calendar (or CSV) for each of our mailboxes it was sent
+// to. The sender decision is recorded on the message whatever happens.
 func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	m, raw, verdict, err := p.readInbound(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := json.Marshal(verdict)
+	if err != nil {
+		return nil, err
+	}
+	record := func(tx *store.Tx) error { return tx.SetMessageAuth(j.Message, auth) }
+	apply, err := p.route(j, m, raw, verdict)
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		if rej.apply == nil && verdict.Authenticated && p.sentTo(m, MailboxCreate) {
+			// An organizer we can prove wrote to create@ and we could do
+			// nothing with it: say why.
+			data := templates.EventFailed{Mailto: verdict.From, Reason: rej.Reason,
+				CreateAddress: p.cfg.CreateLocal + "@" + p.cfg.Domain}
+			rej.apply = func(tx *store.Tx) error {
+				return p.notify(tx, j.Message, itip.Address{Email: verdict.From}, noticeFailed, data, "")
+			}
+		}
+		inner := rej.apply
+		rej.apply = func(tx *store.Tx) error {
+			if inner != nil {
+				if err := inner(tx); err != nil {
+					return err
+				}
+			}
+			return record(tx)
+		}
+		return nil, rej
+	} else if err != nil {
+		return nil, err
+	}
+	return func(tx *store.Tx) error {
+		if err := apply(tx); err != nil {
+			return err
+		}
+		return record(tx)
+	}, nil
+}
+
+// sentTo reports whether m was sent to one of our mailboxes of kind box.
+func (p *Pipeline) sentTo(m *store.Message, box Mailbox) bool {
+	for _, rcpt := range m.RcptTo {
+		if b, _ := p.Mailbox(rcpt); b == box {
+			return true
+		}
+	}
+	return false
+}
+
+// readInbound loads a message and decides about its sender.
+func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (*store.Message, []byte, senderauth.Verdict, error) {
 	var (
 		m   *store.Message
 		raw []byte
@@ -26,14 +85,26 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, reject("message %s is gone", j.Message)
+		return nil, nil, senderauth.Verdict{}, reject("message %s is gone", j.Message)
 	} else if err != nil {
-		return nil, err
+		return nil, nil, senderauth.Verdict{}, err
 	}
+	var spf *senderauth.SPF
+	if m.SPF != "" {
+		spf = &senderauth.SPF{Result: m.SPF, Domain: m.SPFDomain}
+	}
+	var ip net.IP
+	if host, _, err := net.SplitHostPort(m.Remote); err == nil {
+		ip = net.ParseIP(host)
+	}
+	return m, raw, p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom), nil
+}
 
+// route reads the message and queues its calendars and CSV files.
+func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict senderauth.Verdict) (func(*store.Tx) error, error) {
 	// Each mailbox once, whatever the number of recipients.
 	var create, rsvp, bulk bool
-	var tags []string
+	var tags, unsubscribe []string
 	for _, rcpt := range m.RcptTo {
 		switch box, tag := p.Mailbox(rcpt); box {
 		case MailboxCreate:
@@ -45,27 +116,72 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 			}
 		case MailboxBulk:
 			bulk = true
+		case MailboxUnsubscribe:
+			unsubscribe = append(unsubscribe, tag)
 		}
+	}
+	if len(unsubscribe) > 0 && !create && !rsvp && !bulk {
+		// RFC 8058's mailto: the address is the capability, the message
+		// itself does not matter.
+		return func(tx *store.Tx) error {
+			var done []string
+			for _, tag := range unsubscribe {
+				var attendee, organizer string
+				if err := p.unsubscribe(tx, tag, "unsubscribe mail", &attendee, &organizer); errors.Is(err, store.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				done = append(done, attendee+" from "+organizer)
+			}
+			if len(done) == 0 {
+				return reject("unsubscribe address with an unknown token")
+			}
+			return p.processed(tx, j, "unsubscribed %s", strings.Join(done, ", "))
+		}, nil
 	}
 
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
-	if err != nil {
-		if bulk && !create && !rsvp {
-			return nil, reject("bulk invites by e-mail are not supported yet")
-		}
+	switch {
+	case err == nil, errors.Is(err, itip.ErrNoCalendar) && bulk:
+	case errors.Is(err, itip.ErrLimit):
+		return nil, reject("message refused: %v", err)
+	case bulk && !create && !rsvp:
+		return nil, reject("the message cannot be read: %v", err)
+	default:
 		return nil, reject("no usable calendar: %v", err)
 	}
 
 	var jobs []*store.Job
 	var reasons []string
+	if bulk {
+		// One job per CSV attachment; verify reads each again.
+		n := 0
+		for _, a := range msg.Attachments {
+			if isCSV(a) {
+				jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename, Auth: verdict})
+				if err != nil {
+					return nil, err
+				}
+				jobs = append(jobs, jb)
+				n++
+			}
+		}
+		if n == 0 {
+			reasons = append(reasons, "no CSV attachment (uid,email,name) for bulk invites")
+		}
+	}
 	add := func(kind, tag string, cal *itip.Calendar) error {
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Calendar: cal})
+		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Calendar: cal, Auth: verdict})
 		if err == nil {
 			jobs = append(jobs, jb)
 		}
 		return err
 	}
 	for _, cal := range msg.Calendars {
+		if !create && !rsvp {
+			break
+		}
 		method := cal.Method
 		switch {
 		case create && (method == "REQUEST" || method == "CANCEL"):
@@ -91,9 +207,6 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 		}
 	}
 	if len(jobs) == 0 {
-		if bulk {
-			reasons = append(reasons, "bulk invites by e-mail are not supported yet")
-		}
 		return nil, reject("%s", strings.Join(reasons, "; "))
 	}
 	return func(tx *store.Tx) error {

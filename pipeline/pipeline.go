@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
 )
@@ -35,13 +36,11 @@ const (
 // Stages lists the stages in order.
 var Stages = []string{StageParse, StageVerify, StageCreate, StageStage, StageSend}
 
-// Auth policies.
+// Auth policies: see senderauth.
 const (
-	// PolicyNone accepts any sender: local development only.
-	PolicyNone = "none"
-	// PolicyAligned requires the From address to be the ORGANIZER of a
-	// command and the ATTENDEE of a reply.
-	PolicyAligned = "aligned"
+	PolicyNone    = senderauth.PolicyNone
+	PolicyAligned = senderauth.PolicyAligned
+	PolicyDMARC   = senderauth.PolicyDMARC
 )
 
 // Sender delivers one rendered message (mailer.Relay, mailer.Outbox).
@@ -52,9 +51,12 @@ type Sender interface {
 // Config configures a Pipeline. Zero fields take the defaults noted.
 type Config struct {
 	Domain string // served domain, e.g. invite.example.com
-	// Local parts of the mailboxes (defaults create, rsvp, bulk).
-	CreateLocal, RSVPLocal, BulkLocal string
-	AuthPolicy                        string // PolicyNone or PolicyAligned (default)
+	// Local parts of the mailboxes (defaults create, rsvp, bulk, unsubscribe).
+	CreateLocal, RSVPLocal, BulkLocal, UnsubscribeLocal string
+	// Auth decides who sent each message (default: policy aligned, the
+	// system's DNS). A command must pass its policy, and its From must be
+	// the ORGANIZER (the ATTENDEE of a reply) unless the policy is none.
+	Auth *senderauth.Checker
 	// Workers per stage (default 2 for parse/verify/create/stage, 8 for send).
 	Workers map[string]int
 	// MaxAttempts before a job becomes a dead letter (default 10).
@@ -67,6 +69,20 @@ type Config struct {
 	FanoutBatch int
 	// MaxInvites is how many invites one call to Invite takes (default 10000).
 	MaxInvites int
+	// EventLimit is how many events an organizer without a subscription
+	// may register, InviteLimit how many people may be invited to one
+	// event, unless the organizer's record says otherwise (defaults 100
+	// and 50000; negative: no limit).
+	EventLimit, InviteLimit int
+	// MaxBulkRows bounds the rows of a CSV mailed to bulk@ (default
+	// 50000); a longer file is refused whole.
+	MaxBulkRows int
+	// PublicURL is the HTTP API as people reach it, for links in notices
+	// (default http://localhost).
+	PublicURL string
+	// UpgradeURL is where organizers buy a subscription, named in the
+	// event limit notice (default none: "contact the administrator").
+	UpgradeURL string
 	// DrainTimeout is how long Run lets jobs in hand finish after its
 	// context ends before cancelling them (default 30s); a cancelled job
 	// stays queued for the next start.
@@ -90,9 +106,14 @@ func (c *Config) setDefaults() error {
 	def(&c.CreateLocal, "create")
 	def(&c.RSVPLocal, "rsvp")
 	def(&c.BulkLocal, "bulk")
-	def(&c.AuthPolicy, PolicyAligned)
-	if c.AuthPolicy != PolicyNone && c.AuthPolicy != PolicyAligned {
-		return fmt.Errorf("pipeline: unknown auth policy %q", c.AuthPolicy)
+	def(&c.UnsubscribeLocal, "unsubscribe")
+	if c.Auth == nil {
+		c.Auth = &senderauth.Checker{Policy: PolicyAligned, Resolver: senderauth.NewResolver("")}
+	}
+	switch c.Auth.Policy {
+	case PolicyNone, PolicyAligned, PolicyDMARC:
+	default:
+		return fmt.Errorf("pipeline: unknown auth policy %q", c.Auth.Policy)
 	}
 	w := map[string]int{StageParse: 2, StageVerify: 2, StageCreate: 2, StageStage: 1, StageSend: 8}
 	for k, v := range c.Workers {
@@ -119,6 +140,19 @@ func (c *Config) setDefaults() error {
 	if c.MaxInvites <= 0 {
 		c.MaxInvites = 10000
 	}
+	if c.EventLimit == 0 {
+		c.EventLimit = 100
+	}
+	if c.InviteLimit == 0 {
+		c.InviteLimit = 50000
+	}
+	if c.MaxBulkRows <= 0 {
+		c.MaxBulkRows = 50000
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}

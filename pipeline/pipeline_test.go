@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -48,7 +51,8 @@ func newHarness(t *testing.T, opts smtptest.Options, mod func(*Config)) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Domain: domain, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	cfg := Config{Domain: domain, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Auth: &senderauth.Checker{Resolver: dnstest.Loopback(), Policy: PolicyAligned}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -145,15 +149,47 @@ func (h *harness) invite(uid string, n int, emails ...string) []smtptest.Message
 	return h.wait(n)
 }
 
+// wait waits until the relay has n messages to attendees, and returns
+// them (notices to organizers are left out; see notices).
 func (h *harness) wait(n int) []smtptest.Message {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	msgs, err := h.relay.Wait(ctx, n)
-	if err != nil {
-		h.t.Fatalf("relay got %d messages, want %d: %v", h.relay.Count(), n, err)
-	}
+	var msgs []smtptest.Message
+	h.eventually(fmt.Sprintf("%d messages to attendees", n), func() bool {
+		msgs = h.filter(false)
+		return len(msgs) >= n
+	})
 	return msgs
+}
+
+// noticesOf waits until the relay has n notices made from template, and
+// returns them (in the order the relay got them).
+func (h *harness) noticesOf(template string, n int) []smtptest.Message {
+	h.t.Helper()
+	var msgs []smtptest.Message
+	h.eventually(fmt.Sprintf("%d %s notices", n, template), func() bool {
+		msgs = msgs[:0]
+		for _, m := range h.filter(true) {
+			if bytes.Contains(m.Data, []byte("<notice."+template+".")) {
+				msgs = append(msgs, m)
+			}
+		}
+		return len(msgs) >= n
+	})
+	return msgs
+}
+
+func (h *harness) filter(notices bool) []smtptest.Message {
+	var out []smtptest.Message
+	for _, m := range h.relay.Messages() {
+		if isNotice(m.Data) == notices {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func isNotice(raw []byte) bool {
+	return bytes.Contains(raw, []byte("Message-Id: <notice.")) || bytes.Contains(raw, []byte("Message-ID: <notice."))
 }
 
 func (h *harness) stats(uid string) store.Counters {
@@ -188,26 +224,35 @@ func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.register(testdata(t, weekly))
 	cases := []struct {
-		name, rcpt string
-		raw        string
-		reason     string
+		name, sender, rcpt string
+		raw                string
+		reason             string
 	}{
-		{"no calendar", "create@" + domain, "From: a@x.org\r\nSubject: hi\r\n\r\nJust text.\r\n", "no usable calendar"},
-		{"broken calendar", "create@" + domain, string(wrap("a@x.org", "REQUEST", "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID;X=\n")), "no usable calendar"},
-		{"malformed MIME", "create@" + domain, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=\"\r\n\r\n--x\r\n", "no usable calendar"},
-		{"cancel of unknown UID", "create@" + domain, string(wrap("foobar@nilas.com", "CANCEL",
+		{"no calendar", "a@x.org", "create@" + domain, "From: a@x.org\r\nSubject: hi\r\n\r\nJust text.\r\n", "no usable calendar"},
+		{"broken calendar", "a@x.org", "create@" + domain, string(wrap("a@x.org", "REQUEST", "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID;X=\n")), "no usable calendar"},
+		{"malformed MIME", "a@x.org", "create@" + domain, "From: a@x.org\r\nContent-Type: multipart/mixed; boundary=\"\r\n\r\n--x\r\n", "no usable calendar"},
+		{"cancel of unknown UID", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "CANCEL",
 			strings.ReplaceAll(setProp(testdata(t, weekly), "UID", "nope@example.com"), "METHOD:REQUEST", "METHOD:CANCEL"))), "unknown event"},
-		{"reply for unknown UID", "rsvp@" + domain, string(wrap("karim@example.com", "REPLY",
+		{"reply for unknown UID", "karim@example.com", "rsvp@" + domain, string(wrap("karim@example.com", "REPLY",
 			setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", "nope"))), "unknown event"},
-		{"reply sent to create@", "create@" + domain, string(wrap("karim@example.com", "REPLY",
+		{"reply sent to create@", "karim@example.com", "create@" + domain, string(wrap("karim@example.com", "REPLY",
 			testdata(t, "google-reply-accepted-to-exchange-organizer.ics"))), "METHOD:REPLY is not accepted"},
-		{"request from someone else", "create@" + domain, string(wrap("mallory@evil.example", "REQUEST",
+		{"forged organizer (SPF fails)", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
+			setProp(testdata(t, weekly), "UID", "forged@google.com"))), "not authenticated"},
+		{"request from someone else", "jack@kolab.org", "create@" + domain, string(wrap("jack@kolab.org", "REQUEST",
 			setProp(testdata(t, weekly), "UID", "other@google.com"))), "is not the event's ORGANIZER"},
-		{"request without DTSTART", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
+		{"request without DTSTART", "foobar@nilas.com", "create@" + domain, string(wrap("foobar@nilas.com", "REQUEST",
 			regexp.MustCompile(`(?m)^DTSTART;TZID=America/Los_Angeles:.*\n`).ReplaceAllString(setProp(testdata(t, weekly), "UID", "x2"), ""))), "no DTSTART"},
 	}
 	for _, c := range cases {
-		id := h.accept("a@x.org", c.rcpt, []byte(c.raw))
+		remote := "127.0.0.1:1"
+		if strings.HasPrefix(c.name, "forged") {
+			remote = "198.51.100.66:1" // not a host nilas.com's SPF allows
+		}
+		id, err := h.p.Accept(context.Background(), Envelope{Remote: remote, MailFrom: c.sender, RcptTo: []string{c.rcpt}}, []byte(c.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
 		m := h.outcome(id)
 		if m.Status != store.MessageRejected || len(m.Notes) == 0 || !strings.Contains(m.Notes[len(m.Notes)-1].Text, c.reason) {
 			t.Errorf("%s: status %s notes %+v; want rejected with %q", c.name, m.Status, m.Notes, c.reason)
@@ -218,10 +263,30 @@ func TestBadInput_RejectedWithReasonNotRetried(t *testing.T) {
 	if len(dead) != 0 {
 		t.Errorf("bad input became dead letters (it must not be retried): %+v", dead)
 	}
-	for _, s := range Stages {
-		if n := h.db.QueueLen(s); n != 0 {
-			t.Errorf("queue %s holds %d jobs", s, n)
+	h.eventually("queues drained", func() bool {
+		for _, s := range Stages {
+			if h.db.QueueLen(s) != 0 {
+				return false
+			}
 		}
+		return true
+	})
+	// The organizer (the believed sender) heard about the REQUEST that
+	// failed; the forger of the other did not.
+	// Failure notices go to proven senders only: foobar@nilas.com for the
+	// REQUEST without DTSTART (not for the forged one), karim@example.com
+	// for the REPLY sent to create@; not to a@x.org (no SPF), nor to the
+	// impostor of evil.example.
+	failed := h.noticesOf(noticeFailed, 2)
+	to := map[string]int{}
+	for _, m := range failed {
+		to[m.To[0]]++
+		if m.To[0] == "foobar@nilas.com" && !bytes.Contains(m.Data, []byte("DTSTART")) {
+			t.Errorf("failure notice to the organizer does not say why")
+		}
+	}
+	if len(failed) != 2 || to["foobar@nilas.com"] != 1 || to["karim@example.com"] != 1 {
+		t.Errorf("failure notices went to %v", to)
 	}
 }
 
@@ -261,8 +326,8 @@ func TestSend_PermanentFailureRecorded(t *testing.T) {
 	if !strings.Contains(a.SendError, "550") || !a.Sent.IsZero() {
 		t.Errorf("refused attendee: %+v", a)
 	}
-	if n := h.relay.Count(); n != 1 {
-		t.Errorf("relay count %d, want 1", n)
+	if n := len(h.filter(false)); n != 1 {
+		t.Errorf("relay got %d invites, want 1", n)
 	}
 }
 
@@ -279,17 +344,29 @@ func TestRetriesExhausted_DeadLetterThenRetry(t *testing.T) {
 	if _, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "late@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	var dead []store.Job
-	h.eventually("dead letter", func() bool {
-		h.db.View(func(tx *store.Tx) (err error) { dead, err = tx.DeadLetters(0, 10); return err })
-		return len(dead) == 1
+	// The invite (and the organizer's "event created" notice) give up.
+	var invite *store.Job
+	h.eventually("the invite's dead letter", func() bool {
+		h.db.View(func(tx *store.Tx) error {
+			dead, err := tx.DeadLetters(0, 10)
+			for i := range dead {
+				if dead[i].Kind == kindInvite {
+					invite = &dead[i]
+				}
+			}
+			return err
+		})
+		return invite != nil
 	})
-	if dead[0].Stage != StageSend || dead[0].Attempts != 3 || !strings.Contains(dead[0].LastError, "down") {
-		t.Errorf("dead letter %+v", dead[0])
+	if invite.Stage != StageSend || invite.Attempts != 3 || !strings.Contains(invite.LastError, "down") {
+		t.Errorf("dead letter %+v", invite)
+	}
+	if len(h.filter(false)) != 0 {
+		t.Error("a dead letter was sent")
 	}
 	down.Store(false)
 	if err := h.db.Update(context.Background(), func(tx *store.Tx) error {
-		_, err := tx.Resurrect(dead[0].ID, time.Now())
+		_, err := tx.Resurrect(invite.ID, time.Now())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -467,6 +544,9 @@ func TestStatistics_EqualRecount(t *testing.T) {
 			h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "REQUEST", upd))
 		}
 	}
+	// Finally the organizer cancels: statuses stay, counters stay equal.
+	cancel := setProp(setProp(strings.Replace(ics, "METHOD:REQUEST", "METHOD:CANCEL", 1), "SEQUENCE", fmt.Sprint(seq+1)), "STATUS", "CANCELLED")
+	h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel))
 	h.eventually("queues drained", func() bool {
 		for _, s := range Stages {
 			if h.db.QueueLen(s) != 0 {
@@ -480,6 +560,9 @@ func TestStatistics_EqualRecount(t *testing.T) {
 		return tx.Attendees(e.UID, "", func(a *store.Attendee) (bool, error) {
 			recount.Attendees++
 			recount.AddStatus(a.Status, 1)
+			if a.Origin != store.OriginShared {
+				recount.Invited++
+			}
 			if !a.Sent.IsZero() {
 				recount.InvitesSent++
 			}
@@ -489,7 +572,7 @@ func TestStatistics_EqualRecount(t *testing.T) {
 	got := h.stats(e.UID)
 	if got.Attendees != recount.Attendees || got.Accepted != recount.Accepted || got.Declined != recount.Declined ||
 		got.Tentative != recount.Tentative || got.Pending != recount.Pending || got.Delegated != recount.Delegated ||
-		got.InvitesSent != recount.InvitesSent {
+		got.InvitesSent != recount.InvitesSent || got.Invited != recount.Invited {
 		t.Fatalf("counters %+v\nrecount  %+v", got, recount)
 	}
 	var org, sys store.Counters

@@ -18,25 +18,48 @@ import (
 // and hands it to the relay. A temporary failure is retried; a permanent
 // one is recorded on the attendee.
 func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	if j.Kind == kindNotify {
+		return p.sendNotice(ctx, j)
+	}
 	s, err := decode[sendJob](j)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		e *store.Event
-		a *store.Attendee
+		e   *store.Event
+		a   *store.Attendee
+		org *store.Organizer
 	)
 	err = p.db.View(func(tx *store.Tx) (err error) {
 		if e, err = tx.Event(s.UID); err != nil {
 			return err
 		}
-		a, err = tx.Attendee(s.UID, s.Email)
+		if a, err = tx.Attendee(s.UID, s.Email); err != nil {
+			return err
+		}
+		org, err = tx.OrganizerOrNew(e.OrganizerEmail, e.Created)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, reject("event %s or attendee %s is gone", s.UID, s.Email)
 	} else if err != nil {
 		return nil, err
+	}
+	if s.Kind != kindCancel && p.blocked(a.Email, org.Email) {
+		return nil, reject("%s has unsubscribed from %s's invites: %s not sent", a.Email, org.Email, s.Kind)
+	}
+	if org.Suspended && s.Kind != kindCancel {
+		// Not sent, and said so on the attendee: once the organizer is
+		// reinstated, inviting them again sends it.
+		why := "not sent: organizer " + org.Email + " is suspended"
+		return nil, &Rejection{Reason: why, apply: func(tx *store.Tx) error {
+			cur, err := tx.Attendee(a.UID, a.Email)
+			if err != nil {
+				return err
+			}
+			cur.SendError = why
+			return tx.PutAttendee(cur)
+		}}
 	}
 	if why := superseded(s, e); why != "" {
 		p.log.Debug("not sending", "kind", s.Kind, "uid", s.UID, "to", s.Email, "why", why)
@@ -161,8 +184,20 @@ func (p *Pipeline) build(e *store.Event, d *eventData, a *store.Attendee, s *sen
 		Text:      text,
 		HTML:      html,
 		Calendar:  cal,
-		Headers:   [][2]string{{"Auto-Submitted", "auto-generated"}},
+		Headers: [][2]string{
+			{"Auto-Submitted", "auto-generated"},
+			// RFC 2369 and RFC 8058: one click (or a mail) and this
+			// organizer's invites stop for this attendee.
+			{"List-Unsubscribe", "<" + p.unsubscribeURL(a.Tag) + ">, <mailto:" + p.cfg.UnsubscribeLocal + "+" + a.Tag + "@" + p.cfg.Domain + ">"},
+			{"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"},
+		},
 	})
+}
+
+// unsubscribeURL is the page that stops an organizer's invites to the
+// attendee holding tag.
+func (p *Pipeline) unsubscribeURL(tag string) string {
+	return p.cfg.PublicURL + "/unsubscribe?t=" + tag
 }
 
 // when formats the start and end of ev for people, in its own time zone.
@@ -196,4 +231,11 @@ func when(ev itip.Event) string {
 		s += ", repeating"
 	}
 	return s + " (" + zone + ")"
+}
+
+// blocked reports whether attendee has blocked organizer.
+func (p *Pipeline) blocked(attendee, organizer string) bool {
+	var b bool
+	p.db.View(func(tx *store.Tx) error { b = tx.Blocked(attendee, organizer); return nil })
+	return b
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
 )
 
 // verify decides whether a command, reply or invite may be applied: the
@@ -21,7 +22,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return nil, err
 		}
 		if err := p.verifyCommand(j.Kind, c); err != nil {
-			return nil, err
+			return nil, p.failedNotice(j, c, err)
 		}
 		next = c
 	case kindReply:
@@ -42,6 +43,15 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return nil, err
 		}
 		next = in
+	case kindBulk:
+		b, err := decode[bulkJob](j)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.verifyBulk(j, b); err != nil {
+			return nil, err
+		}
+		next = b
 	default:
 		return nil, reject("unknown job kind %q", j.Kind)
 	}
@@ -60,6 +70,17 @@ func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {
 		return reject("calendar has no VEVENT")
 	}
 	first := c.Calendar.Events[0]
+	// Check the sender first: what follows may be told to the organizer.
+	if !c.Auth.Pass {
+		return reject("the sender is not authenticated: %s", c.Auth.Reason)
+	}
+	if org := organizer(first); org != "" {
+		isOrganizer := strings.EqualFold(c.Auth.From, org)
+		if !isOrganizer && p.cfg.Auth.Policy != PolicyNone {
+			return reject("sender %s is not the event's ORGANIZER %s", c.Auth.From, org)
+		}
+		c.Believed = isOrganizer && c.Auth.Authenticated
+	}
 	for _, ev := range c.Calendar.Events {
 		if ev.UID == "" {
 			return reject("VEVENT has no UID")
@@ -80,9 +101,6 @@ func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {
 	org := organizer(first)
 	if p.isOurs(org) {
 		return reject("the ORGANIZER %s is one of our own addresses: forward the organizer's own invitation, not ours", org)
-	}
-	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, org) {
-		return reject("sender %s is not the event's ORGANIZER %s", c.From.Email, org)
 	}
 	var ev *store.Event
 	err := p.db.View(func(tx *store.Tx) (err error) {
@@ -112,12 +130,15 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 	if vev.UID == "" {
 		return reject("reply has no UID")
 	}
-	att, ok := replyingAttendee(vev.Attendees, c.From.Email)
+	if !c.Auth.Pass {
+		return reject("the sender is not authenticated: %s", c.Auth.Reason)
+	}
+	att, ok := replyingAttendee(vev.Attendees, c.Auth.From)
 	if !ok {
 		return reject("reply names no ATTENDEE")
 	}
-	if p.cfg.AuthPolicy == PolicyAligned && !strings.EqualFold(c.From.Email, att.Email) {
-		return reject("sender %s is not the replying ATTENDEE %s", c.From.Email, att.Email)
+	if p.cfg.Auth.Policy != PolicyNone && !strings.EqualFold(c.Auth.From, att.Email) {
+		return reject("sender %s is not the replying ATTENDEE %s", c.Auth.From, att.Email)
 	}
 	var ev *store.Event
 	err := p.db.View(func(tx *store.Tx) error {
@@ -208,10 +229,7 @@ func (p *Pipeline) verifyInvite(in *inviteJob) error {
 		if ev.Status == store.StatusCancelled {
 			return reject("event %s is cancelled", in.UID)
 		}
-		if _, err := tx.Attendee(in.UID, in.Email); err == nil {
-			return reject("%s is already invited to %s", in.Email, in.UID)
-		}
-		return nil
+		return p.mayInvite(tx, ev, in.Email, p.cfg.Now(), 0)
 	})
 }
 
@@ -223,6 +241,22 @@ func organizer(ev itip.Event) string {
 		return ev.Organizer.EmailParam
 	}
 	return ev.Organizer.Email
+}
+
+// failedNotice adds to a rejection of an organizer's REQUEST the "event
+// failed" notice, when the sender is believed to be the organizer.
+func (p *Pipeline) failedNotice(j *store.Job, c *commandJob, err error) error {
+	var rej *Rejection
+	if !errors.As(err, &rej) || !c.Believed || j.Kind != kindRequest || rej.apply != nil {
+		return err
+	}
+	first := c.Calendar.Events[0]
+	data := templates.EventFailed{Organizer: first.Organizer.Name, Mailto: organizer(first), Summary: first.Summary,
+		Subject: c.Subject, Reason: rej.Reason, CreateAddress: p.cfg.CreateLocal + "@" + p.cfg.Domain}
+	rej.apply = func(tx *store.Tx) error {
+		return p.notify(tx, j.Message, itip.Address{Email: organizer(first), Name: first.Organizer.Name}, noticeFailed, data, "")
+	}
+	return rej
 }
 
 // isOurs reports whether addr is at the served domain.

@@ -25,6 +25,9 @@ type Envelope struct {
 	MailFrom string
 	RcptTo   []string
 	TLS      bool
+	// SPF is the result of Config.CheckSPF for the connecting IP and MAIL
+	// FROM ("" when not checked), SPFDomain the domain it was for.
+	SPF, SPFDomain string
 }
 
 // Queue stores received messages. Accept returns only once the message is
@@ -53,6 +56,9 @@ type Config struct {
 	AcceptTimeout time.Duration
 	// TLS, when set, enables STARTTLS.
 	TLS *tls.Config
+	// CheckSPF, when set, is asked at DATA whether ip may send for
+	// mailFrom (HELO helo); its answer is stored with the envelope.
+	CheckSPF func(ctx context.Context, ip net.IP, helo, mailFrom string) (result, domain string)
 }
 
 // Server is the SMTP listener.
@@ -247,9 +253,14 @@ func (s *session) Data(r io.Reader) error {
 		RcptTo:   append([]string(nil), s.rcpt...),
 		TLS:      isTLS,
 	}
-	data = append(s.received(env), data...)
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
 	defer cancel()
+	if check := s.srv.cfg.CheckSPF; check != nil {
+		if tcp, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+			env.SPF, env.SPFDomain = check(ctx, tcp.IP, env.HELO, env.MailFrom)
+		}
+	}
+	data = append(s.received(env), data...)
 	id, err := s.srv.q.Accept(ctx, env, data)
 	if err != nil {
 		s.log.Error("accept", "err", err)

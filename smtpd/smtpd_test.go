@@ -16,6 +16,7 @@ import (
 
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/smtpd"
 	"github.com/invited/invited/store"
 )
@@ -37,7 +38,7 @@ func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *s
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", MaxInbound: maxInbound}, db, nil, log)
+	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", MaxInbound: maxInbound, Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

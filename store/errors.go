@@ -19,3 +19,7 @@ var ErrSchema = errors.New("store: unsupported schema version")
 
 // ErrBadCursor is returned for a pagination cursor this store did not issue.
 var ErrBadCursor = errors.New("store: bad cursor")
+
+// ErrLocked is returned by Open when another process (a running daemon)
+// has the file open.
+var ErrLocked = errors.New("store: database in use by another process")

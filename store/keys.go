@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ func NewAPIKey(name string, scopes []string, now time.Time) (*APIKey, string) {
 	rand.Read(id)
 	rand.Read(secret)
 	k := &APIKey{
-		ID:      base64.RawURLEncoding.EncodeToString(id),
+		ID:      hex.EncodeToString(id),
 		Name:    name,
 		Scopes:  scopes,
 		Created: now,

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -15,16 +16,23 @@ const (
 // Message is an inbound message and its envelope. Its raw bytes are kept
 // apart (see Raw).
 type Message struct {
-	ID       string    `json:"id"`
-	Remote   string    `json:"remote"`
-	HELO     string    `json:"helo"`
-	MailFrom string    `json:"mail_from"`
-	RcptTo   []string  `json:"rcpt_to"`
-	TLS      bool      `json:"tls,omitempty"`
-	Received time.Time `json:"received"`
-	Size     int       `json:"size"`
-	Status   string    `json:"status"`
-	Notes    []Note    `json:"notes,omitempty"`
+	ID       string   `json:"id"`
+	Remote   string   `json:"remote"`
+	HELO     string   `json:"helo"`
+	MailFrom string   `json:"mail_from"`
+	RcptTo   []string `json:"rcpt_to"`
+	TLS      bool     `json:"tls,omitempty"`
+	// SPF is the SMTP-time SPF result for the connecting IP and MailFrom,
+	// SPFDomain the domain checked.
+	SPF       string    `json:"spf,omitempty"`
+	SPFDomain string    `json:"spf_domain,omitempty"`
+	Received  time.Time `json:"received"`
+	// Auth is the pipeline's decision about who sent the message (its own
+	// JSON: results of SPF, DKIM, DMARC, the policy, why).
+	Auth   json.RawMessage `json:"auth,omitempty"`
+	Size   int             `json:"size"`
+	Status string          `json:"status"`
+	Notes  []Note          `json:"notes,omitempty"`
 }
 
 // Note is one outcome recorded on a message by a pipeline stage.
@@ -72,6 +80,16 @@ func (tx *Tx) Raw(id string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return append([]byte(nil), v...), nil
+}
+
+// SetMessageAuth records the sender decision on message id.
+func (tx *Tx) SetMessageAuth(id string, auth json.RawMessage) error {
+	m, err := tx.Message(id)
+	if err != nil {
+		return err
+	}
+	m.Auth = auth
+	return tx.put(bMessages, []byte(id), m)
 }
 
 // NoteMessage records an outcome on message id and sets its status. A

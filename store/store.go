@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,6 +50,9 @@ type Options struct {
 	MaxBatch int
 	// NoSync skips fsync: for throwaway benchmarks only, never in production.
 	NoSync bool
+	// LockTimeout is how long Open waits for another process to let go of
+	// the file before failing with ErrLocked (default 1s).
+	LockTimeout time.Duration
 }
 
 // DB is the store. It is safe for concurrent use.
@@ -77,8 +81,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: opts.NoSync})
-	if err != nil {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	} else if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db := &DB{

@@ -21,6 +21,7 @@ import (
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/smtpd"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
@@ -54,6 +55,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, err
 	}
+	// Bind before starting anything, so address errors surface here.
+	if a.smtpLn, err = net.Listen("tcp", cfg.SMTP); err != nil {
+		return nil, err
+	}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+		return nil, err
+	}
 	if a.adminKey, err = adminKey(cfg, log); err != nil {
 		return nil, err
 	}
@@ -74,6 +82,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DKIMKey != "" {
+		key, err := mailer.LoadDKIMKey(cfg.DKIMKey)
+		if err != nil {
+			return nil, err
+		}
+		a.sender = &mailer.Signer{Next: a.sender, Domain: cfg.Domain, Selector: cfg.DKIMSelector, Key: key}
+		log.Info("outbound mail is DKIM-signed", "selector", cfg.DKIMSelector, "domain", cfg.Domain)
+	}
 	tmpl, err := templates.New(cfg.Templates)
 	if err != nil {
 		return nil, err
@@ -81,9 +97,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if cfg.AuthPolicy == pipeline.PolicyNone {
 		log.Warn("auth policy is none: anyone can act for any organizer or attendee; use it for local development only")
 	}
+	resolver := cfg.resolver
+	if resolver == nil {
+		resolver = senderauth.NewResolver(cfg.DNS)
+	}
+	checker := &senderauth.Checker{Resolver: resolver, Policy: cfg.AuthPolicy, TrustedAuthServID: cfg.TrustedAuthServID}
+	var checkSPF func(ctx context.Context, ip net.IP, helo, from string) (string, string)
+	if cfg.AuthPolicy != pipeline.PolicyNone && cfg.TrustedAuthServID == "" {
+		checkSPF = func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
+			r := senderauth.CheckSPF(ctx, resolver, ip, helo, from)
+			return r.Result, r.Domain
+		}
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + a.httpLn.Addr().String()
+	}
 	a.pl, err = pipeline.New(pipeline.Config{
 		Domain:       cfg.Domain,
-		AuthPolicy:   cfg.AuthPolicy,
+		PublicURL:    publicURL,
+		UpgradeURL:   cfg.UpgradeURL,
+		EventLimit:   cfg.EventLimit,
+		InviteLimit:  cfg.InviteLimit,
+		MaxBulkRows:  cfg.MaxBulkRows,
+		Auth:         checker,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
 		Workers:      map[string]int{pipeline.StageSend: cfg.SendWorkers},
@@ -112,25 +149,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		ReadTimeout:     time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:    time.Duration(cfg.SMTPTimeout),
 		TLS:             tlsCfg,
+		CheckSPF:        checkSPF,
 	}, queue{a.pl}, log.With("component", "smtpd"))
 	if err != nil {
 		return nil, err
 	}
 	a.http = &http.Server{
-		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts},
+		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret},
 			a.db, a.pl, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	// Bind before starting anything, so address errors surface here.
-	if a.smtpLn, err = net.Listen("tcp", cfg.SMTP); err != nil {
-		return nil, err
-	}
-	if a.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
-		return nil, err
 	}
 	log.Info("invited started", "domain", cfg.Domain, "smtp", a.smtpLn.Addr().String(),
 		"http", a.httpLn.Addr().String(), "data", cfg.Data, "auth_policy", cfg.AuthPolicy)

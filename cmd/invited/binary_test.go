@@ -142,7 +142,7 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	d := startDaemon(t, bin, dir, "--auth-policy", "aligned")
+	d := startDaemon(t, bin, dir, "--auth-policy", "none", "--event-limit", "-1") // no DNS here: durability is the point
 
 	// One registered event for the replies to answer.
 	request := readTestdata(t, "google-request-inline-textcalendar.eml")
@@ -202,7 +202,7 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 	wg.Wait()
 	t.Logf("killed after %d acknowledged messages", len(acked))
 
-	d = startDaemon(t, bin, dir, "--auth-policy", "aligned")
+	d = startDaemon(t, bin, dir, "--auth-policy", "none", "--event-limit", "-1")
 	var requests, replies []string
 	for k := range acked {
 		if strings.HasPrefix(k, "crash-") {
@@ -285,7 +285,7 @@ func TestInterop_PythonSmtplib(t *testing.T) {
 		t.Skip("python3 not installed")
 	}
 	bin := buildBinary(t)
-	d := startDaemon(t, bin, t.TempDir())
+	d := startDaemon(t, bin, t.TempDir(), "--auth-policy", "none")
 	script := `
 import smtplib, sys
 host, port = sys.argv[1].rsplit(":", 1)

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/invited/invited/senderauth"
 )
 
 // Config is everything `invited serve` can be told, from (in rising
@@ -25,12 +27,26 @@ type Config struct {
 	RelayConns int    `toml:"relay_conns"`
 	AdminKey   string `toml:"admin_key"`
 	AuthPolicy string `toml:"auth_policy"`
-	LogLevel   string `toml:"log_level"`
-	TLSCert    string `toml:"tls_cert"`
-	TLSKey     string `toml:"tls_key"`
-	Templates  string `toml:"templates"`
+	// TrustedAuthServID makes the daemon trust the Authentication-Results
+	// header of this upstream MTA instead of checking senders itself.
+	TrustedAuthServID string `toml:"trusted_authserv_id"`
+	DNS               string `toml:"dns"`
+	LogLevel          string `toml:"log_level"`
+	TLSCert           string `toml:"tls_cert"`
+	// DKIMKey signs outbound mail when set, as DKIMSelector._domainkey.Domain.
+	DKIMKey      string `toml:"dkim_key"`
+	DKIMSelector string `toml:"dkim_selector"`
+	TLSKey       string `toml:"tls_key"`
+	Templates    string `toml:"templates"`
 
-	LandingHosts []string `toml:"landing_hosts"`
+	LandingHosts  []string `toml:"landing_hosts"`
+	PublicURL     string   `toml:"public_url"`
+	UpgradeURL    string   `toml:"upgrade_url"`
+	ShopifySecret string   `toml:"shopify_secret"`
+
+	EventLimit  int `toml:"event_limit"`
+	InviteLimit int `toml:"invite_limit"`
+	MaxBulkRows int `toml:"max_bulk_rows"`
 
 	MaxMessageBytes int64    `toml:"max_message_bytes"`
 	MaxRecipients   int      `toml:"max_recipients"`
@@ -39,6 +55,9 @@ type Config struct {
 	SendWorkers     int      `toml:"send_workers"`
 	SMTPTimeout     Duration `toml:"smtp_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// resolver, when set (by tests), replaces DNS.
+	resolver senderauth.Resolver
 }
 
 // DefaultConfig is what `make run` uses: everything on loopback, mail
@@ -51,12 +70,16 @@ func DefaultConfig() Config {
 		HTTP:            "127.0.0.1:8080",
 		RelayConns:      4,
 		AuthPolicy:      "aligned",
+		DKIMSelector:    "invited",
 		LogLevel:        "info",
 		MaxMessageBytes: 10 << 20,
 		MaxRecipients:   10,
 		MaxInbound:      10000,
 		MaxAttempts:     10,
 		SendWorkers:     8,
+		EventLimit:      100,
+		InviteLimit:     50000,
+		MaxBulkRows:     50000,
 		SMTPTimeout:     Duration(2 * time.Minute),
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -71,14 +94,29 @@ func (c *Config) Validate() error {
 	if c.Domain == "" || strings.ContainsAny(c.Domain, " @/") {
 		errs = append(errs, fmt.Errorf("domain: %q is not a domain name", c.Domain))
 	}
-	if c.AuthPolicy != "none" && c.AuthPolicy != "aligned" {
-		errs = append(errs, fmt.Errorf("auth-policy: %q is not none or aligned", c.AuthPolicy))
+	switch c.AuthPolicy {
+	case "none", "aligned", "dmarc":
+	default:
+		errs = append(errs, fmt.Errorf("auth-policy: %q is not none, aligned or dmarc", c.AuthPolicy))
+	}
+	if c.DNS != "" {
+		if _, _, err := net.SplitHostPort(c.DNS); err != nil {
+			errs = append(errs, fmt.Errorf("dns: %q is not host:port", c.DNS))
+		}
 	}
 	if c.Relay != "" {
 		u, err := url.Parse(c.Relay)
 		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("relay: %q is not smtp://[user:pass@]host:port or smtps://…", redact(c.Relay)))
 		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("public-url: %q is not an http(s) URL", c.PublicURL))
+		}
+	}
+	if c.EventLimit == 0 || c.InviteLimit == 0 || c.MaxBulkRows < 1 {
+		errs = append(errs, errors.New("event-limit and invite-limit must be positive (or negative for none), max-bulk-rows positive"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
@@ -128,8 +166,12 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.StringVar(&c.Relay, "relay", c.Relay, "outbound relay `URL`: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (TLS); empty writes .eml files to DIR/outbox [INVITED_RELAY]")
 	fs.IntVar(&c.RelayConns, "relay-conns", c.RelayConns, "parallel `connections` to the relay [INVITED_RELAY_CONNS]")
 	fs.StringVar(&c.AdminKey, "admin-key", c.AdminKey, "admin API `key`; when empty one is generated on first start, kept in DIR/admin.key and printed [INVITED_ADMIN_KEY]")
-	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: none (development only) or aligned (From must be the ORGANIZER of a command, the ATTENDEE of a reply) [INVITED_AUTH_POLICY]")
+	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: aligned (an SPF or DKIM pass aligned with the From domain), dmarc (a DMARC pass), or none (the From header is trusted: development only); the From must also be the ORGANIZER of a command, the ATTENDEE of a reply [INVITED_AUTH_POLICY]")
+	fs.StringVar(&c.TrustedAuthServID, "trusted-authserv-id", c.TrustedAuthServID, "behind a trusted MTA: read its Authentication-Results header with this `id` instead of checking SPF/DKIM/DMARC [INVITED_TRUSTED_AUTHSERV_ID]")
+	fs.StringVar(&c.DNS, "dns", c.DNS, "DNS server `host:port` for SPF, DKIM and DMARC lookups (default: the system's) [INVITED_DNS]")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
+	fs.StringVar(&c.DKIMKey, "dkim-key", c.DKIMKey, "PEM private key `file` that DKIM-signs outbound mail (make one with invited dkim generate) [INVITED_DKIM_KEY]")
+	fs.StringVar(&c.DKIMSelector, "dkim-selector", c.DKIMSelector, "DKIM `selector`: the key is published at SELECTOR._domainkey.DOMAIN [INVITED_DKIM_SELECTOR]")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate `file` for STARTTLS [INVITED_TLS_CERT]")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key `file` for STARTTLS [INVITED_TLS_KEY]")
 	fs.StringVar(&c.Templates, "templates", c.Templates, "`dir`ectory whose *.tmpl files override the built-in templates [INVITED_TEMPLATES]")
@@ -138,6 +180,12 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.Int64Var(&c.MaxInbound, "max-inbound", c.MaxInbound, "inbound queue depth past which SMTP answers 451 [INVITED_MAX_INBOUND]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` people reach the HTTP API at, for links in notices (default http:// and the HTTP address) [INVITED_PUBLIC_URL]")
+	fs.IntVar(&c.EventLimit, "event-limit", c.EventLimit, "`events` an organizer without a subscription may register; negative: no limit [INVITED_EVENT_LIMIT]")
+	fs.IntVar(&c.InviteLimit, "invite-limit", c.InviteLimit, "people who may be invited to one event; negative: no limit [INVITED_INVITE_LIMIT]")
+	fs.IntVar(&c.MaxBulkRows, "max-bulk-rows", c.MaxBulkRows, "rows a CSV mailed to bulk@ may have [INVITED_MAX_BULK_ROWS]")
+	fs.StringVar(&c.ShopifySecret, "shopify-secret", c.ShopifySecret, "`secret` that signs Shopify order webhooks (POST /order); empty disables enrollment [INVITED_SHOPIFY_SECRET]")
+	fs.StringVar(&c.UpgradeURL, "upgrade-url", c.UpgradeURL, "`URL` where organizers buy a subscription, named in the event limit notice [INVITED_UPGRADE_URL]")
 	fs.Func("smtp-timeout", "SMTP per-command `timeout` (default 2m) [INVITED_SMTP_TIMEOUT]", durationFlag(&c.SMTPTimeout))
 	fs.Func("shutdown-timeout", "how long SIGTERM waits for work in hand (default 30s) [INVITED_SHUTDOWN_TIMEOUT]", durationFlag(&c.ShutdownTimeout))
 	fs.Func("landing-host", "`host` the public invite endpoint may redirect to (repeatable) [INVITED_LANDING_HOSTS, comma-separated]", func(s string) error {
@@ -163,27 +211,43 @@ func envName(flagName string) string {
 	return "INVITED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// configFlag finds the value of --config (or -config) in args.
+func configFlag(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasValue {
+			return value
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
 // loadConfig builds the configuration of `invited serve` from args, the
 // environment (getenv) and the TOML file they name.
 func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, error) {
-	// First pass: only to find --config.
-	probe := flag.NewFlagSet("probe", flag.ContinueOnError)
-	probe.SetOutput(io.Discard)
-	var scratch Config
-	path := serveFlags(probe, &scratch)
-	probe.Parse(args)
-	if *path == "" {
-		*path = getenv("INVITED_CONFIG")
+	path := configFlag(args)
+	if path == "" {
+		path = getenv("INVITED_CONFIG")
 	}
+	configPath := &path
 
 	cfg := DefaultConfig()
-	if *path != "" {
-		md, err := toml.DecodeFile(*path, &cfg)
+	if *configPath != "" {
+		md, err := toml.DecodeFile(*configPath, &cfg)
 		if err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *path, err)
+			return cfg, fmt.Errorf("config %s: %w", *configPath, err)
 		}
 		if un := md.Undecoded(); len(un) > 0 {
-			return cfg, fmt.Errorf("config %s: unknown keys %v", *path, un)
+			return cfg, fmt.Errorf("config %s: unknown keys %v", *configPath, un)
 		}
 	}
 	serveFlags(fs, &cfg)
@@ -203,9 +267,6 @@ func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Co
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return cfg, cfg.Validate()
 }

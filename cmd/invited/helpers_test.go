@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
 )
@@ -32,6 +33,7 @@ func startApp(t *testing.T, mod func(*Config)) *App {
 	cfg.SMTP = "127.0.0.1:0"
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.AdminKey = "test-admin-key"
+	cfg.resolver = dnstest.Loopback()
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -39,6 +39,8 @@ with the organizer's updates and cancellations.
 
 Usage:
   invited serve [flags]    run the daemon (invited serve --help for flags)
+  invited keys …           create, list and revoke API keys (invited keys --help)
+  invited dkim generate    make a DKIM key and print its DNS record
   invited version          print the version
   invited help             this text
 
@@ -56,6 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "keys":
+		return keys(ctx, args[1:], getenv, stdout, stderr)
+	case "dkim":
+		return dkimCmd(args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "invited", version)
 		return nil
@@ -83,6 +89,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	cfg, err := loadConfig(args, getenv, fs)
 	if err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 

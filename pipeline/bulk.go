@@ -1,0 +1,229 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/invited/invited/internal/invitecsv"
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
+	"github.com/invited/invited/store"
+	"github.com/invited/invited/templates"
+)
+
+// bulkJob is a CSV of invites mailed to bulk@, worked through in batches:
+// Next is the first row not done yet. The rows themselves are read again
+// from the stored message for each batch, so the job stays small.
+type bulkJob struct {
+	From     itip.Address       `json:"from"`
+	Subject  string             `json:"subject,omitempty"`
+	Part     int                `json:"part"` // index among the message's CSV attachments
+	Filename string             `json:"filename,omitempty"`
+	Auth     senderauth.Verdict `json:"auth"`
+	// Believed is set by verify when the sender is a known organizer and
+	// proven: only then is the report mailed back.
+	Believed bool `json:"believed,omitempty"`
+
+	Next      int                 `json:"next"`
+	Total     int                 `json:"total"`
+	Queued    int                 `json:"queued"`
+	Rejected  int                 `json:"rejected"`
+	Rows      []templates.BulkRow `json:"rows,omitempty"` // rejected rows, at most maxListed
+	Truncated int                 `json:"truncated,omitempty"`
+	UID       string              `json:"uid,omitempty"` // first event named
+	Summary   string              `json:"summary,omitempty"`
+}
+
+// maxListed bounds the rejected rows a bulk report lists.
+const maxListed = 500
+
+// isCSV reports whether an attachment is a CSV file.
+func isCSV(a itip.Attachment) bool {
+	switch a.ContentType {
+	case "text/csv", "application/csv", "text/comma-separated-values", "application/vnd.ms-excel":
+		return true
+	}
+	return strings.HasSuffix(strings.ToLower(a.Filename), ".csv")
+}
+
+// bulkRows reads the CSV of job b from its stored message.
+func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error) {
+	var raw []byte
+	if err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(message); return err }); err != nil {
+		return nil, err
+	}
+	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
+	if err != nil && !errors.Is(err, itip.ErrNoCalendar) {
+		return nil, reject("the message cannot be read: %v", err)
+	}
+	n := 0
+	for _, a := range msg.Attachments {
+		if !isCSV(a) {
+			continue
+		}
+		if n == b.Part {
+			b.Filename = a.Filename
+			rows, err := invitecsv.Read(a.Data, p.cfg.MaxBulkRows, true)
+			if err != nil {
+				return nil, reject("%s: %v", a.Filename, err)
+			}
+			return rows, nil
+		}
+		n++
+	}
+	return nil, reject("the message has no CSV attachment (uid,email,name)")
+}
+
+// verifyBulk checks who sent a bulk CSV and whether they may.
+func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
+	var org *store.Organizer
+	err := p.db.View(func(tx *store.Tx) (err error) {
+		org, err = tx.Organizer(strings.ToLower(b.From.Email))
+		return err
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	known := org != nil
+	b.Believed = known && b.Auth.Authenticated
+	rows, err := p.bulkRows(j.Message, b)
+	switch {
+	case !b.Auth.Pass:
+		err = reject("the sender is not authenticated: %s", b.Auth.Reason)
+	case err != nil:
+	case !known:
+		err = reject("%s has registered no events, so cannot send bulk invites", b.From.Email)
+	case org.Suspended:
+		err = reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason))
+	case !org.BulkAuthorized:
+		err = reject("%s is not authorized to send bulk invites; ask the administrator", org.Email)
+	case len(rows) == 0:
+		err = reject("%s has no rows", b.Filename)
+	}
+	if err != nil {
+		return p.bulkReport(j, b, err)
+	}
+	b.Total = len(rows)
+	return nil
+}
+
+// bulkReport adds the bulk report to a rejection of a whole file, when
+// the sender is believed.
+func (p *Pipeline) bulkReport(j *store.Job, b *bulkJob, err error) error {
+	var rej *Rejection
+	if !errors.As(err, &rej) || !b.Believed {
+		return err
+	}
+	b.Rows = []templates.BulkRow{{Reason: rej.Reason}}
+	rej.apply = func(tx *store.Tx) error { return p.sendBulkReport(tx, j, b) }
+	return rej
+}
+
+func (p *Pipeline) sendBulkReport(tx *store.Tx, j *store.Job, b *bulkJob) error {
+	data := templates.BulkReport{
+		Organizer: b.From.Name, Mailto: b.From.Email, Filename: b.Filename, UID: b.UID, Summary: b.Summary,
+		Total: b.Total, Queued: b.Queued, Rejected: b.Rejected, Rows: b.Rows, Truncated: b.Truncated,
+	}
+	return p.notify(tx, j.Message, itip.Address{Email: strings.ToLower(b.From.Email), Name: b.From.Name}, noticeBulk, data, "")
+}
+
+// createBulk invites the rows of one batch, each under the same rules as
+// any invite plus: the event is the sender's own. It queues the next
+// batch, or the report after the last one.
+func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	b, err := decode[bulkJob](j)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.bulkRows(j.Message, b)
+	if err != nil {
+		return nil, err
+	}
+	end := min(b.Next+p.cfg.FanoutBatch, len(rows))
+	batch := rows[b.Next:end]
+	return func(tx *store.Tx) error {
+		next := *b
+		next.Rows = append([]templates.BulkRow(nil), b.Rows...)
+		sender := strings.ToLower(b.From.Email)
+		// Authorization is checked again for every batch: an admin may
+		// withdraw it, or suspend the organizer, while a file is worked.
+		org, err := tx.OrganizerOrNew(sender, p.cfg.Now())
+		if err != nil {
+			return err
+		}
+		stop := ""
+		switch {
+		case org.Suspended:
+			stop = "organizer " + sender + " was suspended"
+		case !org.BulkAuthorized:
+			stop = sender + " is no longer authorized to send bulk invites"
+		}
+		for _, row := range batch {
+			reason := stop
+			if reason == "" {
+				if reason, err = p.bulkInvite(tx, j, sender, row, &next); err != nil {
+					return err
+				}
+			}
+			if reason == "" {
+				next.Queued++
+				continue
+			}
+			next.Rejected++
+			if len(next.Rows) < maxListed {
+				next.Rows = append(next.Rows, templates.BulkRow{Line: row.Line, Email: truncate(row.Email, 120),
+					Name: truncate(row.Name, 120), Reason: reason})
+			} else {
+				next.Truncated++
+			}
+		}
+		next.Next = end
+		if end < len(rows) {
+			return p.enqueue(tx, StageCreate, kindBulk, j.Message, next)
+		}
+		if next.Believed {
+			if err := p.sendBulkReport(tx, j, &next); err != nil {
+				return err
+			}
+		}
+		return p.processed(tx, j, "bulk invites from %s: %d rows, %d queued, %d rejected", b.Filename, next.Total, next.Queued, next.Rejected)
+	}, nil
+}
+
+// bulkInvite invites one row, or returns why not. An error is a store
+// failure: the whole batch is tried again.
+func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row invitecsv.Row, b *bulkJob) (string, error) {
+	email, err := NormalizeEmail(row.Email)
+	if err != nil {
+		return "not an e-mail address", nil
+	}
+	if row.UID == "" {
+		return "no event uid", nil
+	}
+	e, err := tx.Event(row.UID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "unknown event " + truncate(row.UID, 60), nil
+	} else if err != nil {
+		return "", err
+	}
+	if e.OrganizerEmail != sender {
+		return "event " + truncate(row.UID, 60) + " is not yours", nil
+	}
+	if e.Status == store.StatusCancelled {
+		return "event " + e.UID + " is cancelled", nil
+	}
+	if b.UID == "" {
+		b.UID, b.Summary = e.UID, e.Summary
+	}
+	now := p.cfg.Now()
+	if err := p.mayInvite(tx, e, email, now, 0); err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return rej.Reason, nil
+		}
+		return "", err
+	}
+	return "", p.addInvitee(tx, j, e, email, cleanName(row.Name), store.OriginBulk, now)
+}

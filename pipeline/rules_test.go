@@ -1,0 +1,417 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-smtp"
+
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/store"
+)
+
+const organizerAddr = "foobar@nilas.com" // the ORGANIZER of the weekly testdata event
+
+// setOrganizer changes an organizer record as an admin would.
+func (h *harness) setOrganizer(email string, change func(*store.Organizer)) {
+	h.t.Helper()
+	err := h.db.Update(context.Background(), func(tx *store.Tx) error {
+		o, err := tx.OrganizerOrNew(email, time.Now())
+		if err != nil {
+			return err
+		}
+		change(o)
+		return tx.PutOrganizer(o)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// lastNote is the last outcome noted on a message.
+func lastNote(m *store.Message) string {
+	if len(m.Notes) == 0 {
+		return ""
+	}
+	return m.Notes[len(m.Notes)-1].Text
+}
+
+// inviteOutcome invites email and waits until verify and create are done
+// with it; it returns the attendee, or nil if none was created.
+func (h *harness) inviteOutcome(uid, email string) *store.Attendee {
+	h.t.Helper()
+	if _, err := h.p.Invite(context.Background(), uid, []store.Invitee{{Email: email}}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.eventually("invite handled", func() bool {
+		return h.db.QueueLen(StageVerify) == 0 && h.db.QueueLen(StageCreate) == 0
+	})
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) error { a, _ = tx.Attendee(uid, email); return nil })
+	return a
+}
+
+// noticeText is the decoded text of a notice and its attachments.
+func noticeText(t *testing.T, m smtptest.Message) string {
+	t.Helper()
+	e, err := message.Read(bytes.NewReader(m.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(e.Header.Get("Subject") + "\n")
+	e.Walk(func(_ []int, part *message.Entity, _ error) error {
+		if mt, _, _ := part.Header.ContentType(); strings.HasPrefix(mt, "text/plain") || mt == "text/csv" {
+			io.Copy(&b, part.Body)
+			b.WriteString("\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+func TestRule_SuspendedOrganizer(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended, o.SuspendedReason = true, "spam complaints" })
+
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a != nil {
+		t.Errorf("suspended organizer's invite created attendee %+v", a)
+	}
+	other := setProp(ics, "UID", "second@google.com")
+	m := h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", other)))
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "suspended") {
+		t.Errorf("suspended organizer's REQUEST: %s %q", m.Status, lastNote(m))
+	}
+	n := h.noticesOf(noticeFailed, 1)
+	if txt := noticeText(t, n[0]); !strings.Contains(txt, "suspended") {
+		t.Errorf("failure notice does not say why:\n%s", txt)
+	}
+	// Reinstated: invites flow again.
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = false })
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
+		t.Error("reinstated organizer's invite refused")
+	}
+	h.wait(1)
+}
+
+// TestRule_SuspendedWhileQueued: an invite staged before the suspension is
+// not sent, is marked so, and goes out when invited again after the
+// organizer is reinstated, counted once.
+func TestRule_SuspendedWhileQueued(t *testing.T) {
+	var down atomic.Bool
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if down.Load() && rcpt != "" && rcpt != organizerAddr {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "later"}
+		}
+		return nil
+	}}, func(c *Config) { c.MaxAttempts = 1000 })
+	e := h.register(testdata(t, weekly))
+	down.Store(true) // the invite waits in the send queue, retried
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
+		t.Fatal("invite not staged")
+	}
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = true })
+	// The relay stays down until an attempt has seen the suspension and
+	// ended the job; one begun before it may only fail.
+	h.eventually("send queue drained", func() bool { return h.db.QueueLen(StageSend) == 0 })
+	down.Store(false)
+	var a *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(e.UID, "a@example.com"); return err })
+	if !strings.Contains(a.SendError, "suspended") || !a.Sent.IsZero() || len(h.filter(false)) != 0 {
+		t.Fatalf("attendee of a suspended organizer: %+v", a)
+	}
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = false })
+	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil || a.SendError != "" {
+		t.Fatalf("invited again: %+v", a)
+	}
+	h.wait(1)
+	h.eventually("sent", func() bool { return h.stats(e.UID).InvitesSent == 1 })
+	if s := h.stats(e.UID); s.Invited != 1 || s.Attendees != 1 || s.Pending != 1 {
+		t.Errorf("counted twice: %+v", s)
+	}
+}
+
+func TestRule_EventLimitAndSubscription(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.EventLimit = 2 })
+	ics := testdata(t, weekly)
+	for i := range 3 {
+		m := h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", setProp(ics, "UID", fmt.Sprint("ev", i, "@google.com")))))
+		if want := store.MessageProcessed; i == 2 {
+			if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "limit of 2 events") {
+				t.Errorf("third event: %s %q; want refused at the limit", m.Status, lastNote(m))
+			}
+		} else if m.Status != want {
+			t.Errorf("event %d: %s %q", i, m.Status, lastNote(m))
+		}
+	}
+	n := h.noticesOf(noticeLimit, 1)
+	if txt := noticeText(t, n[0]); !strings.Contains(txt, "2") || !strings.Contains(strings.ToLower(txt), "limit") {
+		t.Errorf("limit notice:\n%s", txt)
+	}
+	// A subscription lifts the limit; a per-organizer limit overrides the default.
+	if _, err := h.p.Enroll(context.Background(), organizerAddr, []store.Subscription{{OrderNumber: "1001", ProductID: "7", Product: "invited Pro"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", setProp(ics, "UID", "ev3@google.com"))))
+	if m.Status != store.MessageProcessed {
+		t.Errorf("paid organizer over the default limit: %s %q", m.Status, lastNote(m))
+	}
+	other := "boss@nilas.com"
+	h.setOrganizer(other, func(o *store.Organizer) { limit := 0; o.EventLimit = &limit })
+	req := setProp(setProp(ics, "UID", "boss1@google.com"), "ORGANIZER", "mailto:"+other)
+	if m := h.outcome(h.accept(other, "create@"+domain, wrap(other, "REQUEST", req))); m.Status != store.MessageRejected {
+		t.Errorf("organizer with a limit of 0: %s", m.Status)
+	}
+}
+
+func TestRule_InviteLimitAndBlocks(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.InviteLimit = 2 })
+	e := h.register(testdata(t, weekly))
+	err := h.db.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutBlock(&store.Block{Attendee: "blocker@example.com", Organizer: organizerAddr, Created: time.Now(), Source: "admin"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := h.inviteOutcome(e.UID, "blocker@example.com"); a != nil {
+		t.Errorf("blocked attendee invited: %+v", a)
+	}
+	for i, who := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		a := h.inviteOutcome(e.UID, who)
+		if (a == nil) != (i == 2) {
+			t.Errorf("invite %d (%s): attendee %v; the limit is 2", i, who, a)
+		}
+	}
+	h.wait(2)
+	if s := h.stats(e.UID); s.Invited != 2 || s.Attendees != 2 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// bulkMail is a message to bulk@ from sender with a CSV attachment.
+func bulkMail(sender, filename string, csv []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: %s\r\nTo: bulk@%s\r\nSubject: invites\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"+
+		"--XX\r\nContent-Type: text/csv; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\n", sender, domain, filename, filename)
+	enc := make([]byte, 0, len(csv)*2)
+	for i := 0; i < len(csv); i += 57 {
+		chunk := csv[i:min(i+57, len(csv))]
+		enc = fmt.Appendf(enc, "%s\r\n", base64Std(chunk))
+	}
+	b.Write(enc)
+	b.WriteString("--XX--\r\n")
+	return b.Bytes()
+}
+
+func TestBulk_MixedFileReport(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.InviteLimit = 5; c.FanoutBatch = 3 })
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	// Someone else's event, for a foreign uid.
+	other := "boss@nilas.com"
+	h.outcome(h.accept(other, "create@"+domain, wrap(other, "REQUEST", setProp(setProp(ics, "UID", "boss@google.com"), "ORGANIZER", "mailto:"+other))))
+	var foreign *store.Event
+	h.db.View(func(tx *store.Tx) (err error) { foreign, err = tx.EventByOriginalUID("boss@google.com"); return err })
+	h.db.Update(context.Background(), func(tx *store.Tx) error {
+		return tx.PutBlock(&store.Block{Attendee: "blocker@example.com", Organizer: organizerAddr, Created: time.Now()})
+	})
+
+	file := "\ufeffuid,email,name\r\n" +
+		e.UID + ",ann@example.com,Ann\r\n" +
+		e.UID + ",\"bob@example.com\",\"Bob, Jr.\"\r\n" +
+		e.UID + ",not-an-address,Nobody\r\n" +
+		"nosuchevent,carl@example.com,Carl\r\n" +
+		foreign.UID + ",dan@example.com,Dan\r\n" +
+		e.UID + ",ANN@example.com,Ann again\r\n" +
+		e.UID + ",blocker@example.com,Blocker\r\n" +
+		e.UID + ",eve@example.com,=cmd|' /C calc'!A0\r\n" +
+		e.UID + ",fay@example.com,Fay\r\n" +
+		e.UID + ",gus@example.com,Gus\r\n" +
+		e.UID + ",hal@example.com,Hal\r\n"
+
+	// Not authorized yet: nothing is invited; the known sender is told why.
+	m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte(file))))
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "not authorized") {
+		t.Fatalf("unauthorized bulk: %s %q", m.Status, lastNote(m))
+	}
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.BulkAuthorized = true })
+	m = h.outcome(h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte(file))))
+	if m.Status != store.MessageProcessed {
+		t.Fatalf("bulk: %s %+v", m.Status, m.Notes)
+	}
+	if !strings.Contains(lastNote(m), "11 rows, 5 queued, 6 rejected") {
+		t.Errorf("bulk outcome %q", lastNote(m))
+	}
+	msgs := h.wait(5)
+	got := map[string]bool{}
+	for _, m := range msgs {
+		got[m.To[0]] = true
+	}
+	for _, who := range []string{"ann@example.com", "bob@example.com", "eve@example.com", "fay@example.com", "gus@example.com"} {
+		if !got[who] {
+			t.Errorf("%s not invited (got %v)", who, got)
+		}
+	}
+	var bob *store.Attendee
+	h.db.View(func(tx *store.Tx) (err error) { bob, err = tx.Attendee(e.UID, "bob@example.com"); return err })
+	if bob == nil || bob.Origin != store.OriginBulk || bob.Name != "Bob, Jr." {
+		t.Errorf("bob = %+v", bob)
+	}
+	n := h.noticesOf(noticeBulk, 2) // not authorized, then the report
+	report := noticeText(t, n[1])
+	if !strings.Contains(noticeText(t, n[0]), "not authorized") {
+		t.Errorf("first bulk notice: %s", noticeText(t, n[0]))
+	}
+	for _, want := range []string{"not-an-address", "nosuchevent", "is not yours", "already invited", "asked not to receive", "limit of 5 invites"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("bulk report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, foreign.Summary) && foreign.Summary != e.Summary {
+		t.Errorf("bulk report shows another organizer's event")
+	}
+
+	// The attendee report defuses the formula in Eve's name.
+	var buf bytes.Buffer
+	h.db.View(func(tx *store.Tx) error { return tx.WriteAttendeeCSV(&buf, e.UID) })
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r[0] == "eve@example.com" && r[1] != "'=cmd|' /C calc'!A0" {
+			t.Errorf("report cell %q is not defused", r[1])
+		}
+	}
+}
+
+func TestBulk_HostileFiles(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.MaxBulkRows = 100 })
+	e := h.register(testdata(t, weekly))
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.BulkAuthorized = true })
+	var many strings.Builder
+	for i := range 101 {
+		fmt.Fprintf(&many, "%s,p%d@example.com,P\n", e.UID, i)
+	}
+	latin1 := []byte(e.UID + ",jose@example.com,Jos\xe9\n")
+	utf16 := []byte{0xff, 0xfe, 'u', 0, 'i', 0, 'd', 0}
+	cases := []struct {
+		name, file string
+		data       []byte
+		reason     string
+	}{
+		{"too many rows", "big.csv", []byte(many.String()), "more than 100 rows"},
+		{"latin-1", "latin1.csv", latin1, "not UTF-8"},
+		{"utf-16", "excel.csv", utf16, "UTF-16"},
+		{"binary", "x.csv", []byte("uid,email\n\x00\x01\x02"), "not text"},
+		{"broken quotes", "q.csv", []byte(e.UID + ",\"a@example.com,A\n"), "not valid CSV"},
+		{"no rows", "empty.csv", []byte("uid,email,name\n"), "no rows"},
+		{"6 MiB attachment", "huge.csv", bytes.Repeat([]byte(e.UID+",someone@example.com,Someone Else\n"), 6<<20/60), "over 5242880 bytes"},
+	}
+	for _, c := range cases {
+		m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, c.file, c.data)))
+		if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), c.reason) {
+			t.Errorf("%s: %s %q; want refused with %q", c.name, m.Status, lastNote(m), c.reason)
+		}
+	}
+	// No calendar and no CSV at all.
+	m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, []byte("From: "+organizerAddr+"\r\nSubject: hi\r\n\r\nplease invite everyone\r\n")))
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "no CSV attachment") {
+		t.Errorf("no attachment: %s %q", m.Status, lastNote(m))
+	}
+	if s := h.stats(e.UID); s.Attendees != 0 {
+		t.Errorf("hostile files invited someone: %+v", s)
+	}
+	// A stranger gets no report (no backscatter), and invites nobody.
+	h.outcome(h.accept("stranger@evil.example", "bulk@"+domain, bulkMail("stranger@evil.example", "x.csv", []byte(e.UID+",a@example.com,A\n"))))
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 && h.db.QueueLen(StageCreate) == 0 })
+	for _, n := range h.filter(true) {
+		if n.To[0] == "stranger@evil.example" {
+			t.Error("a report went to a stranger")
+		}
+	}
+	if s := h.stats(e.UID); s.Attendees != 0 {
+		t.Errorf("a stranger's file invited someone: %+v", s)
+	}
+}
+
+func TestNotices_ReportAndEnrollment(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	e := h.register(testdata(t, weekly))
+	h.invite(e.UID, 2, "a@example.com", "=b@example.com")
+	if err := h.p.Report(context.Background(), e.UID); err != nil {
+		t.Fatal(err)
+	}
+	n := h.noticesOf(noticeReport, 1)
+	txt := noticeText(t, n[0])
+	if n[0].To[0] != organizerAddr || !strings.Contains(txt, "email,name,status,origin,prodid") || !strings.Contains(txt, "a@example.com") {
+		t.Errorf("attendee report to %v:\n%s", n[0].To, txt)
+	}
+	if strings.Contains(txt, "\n=b@example.com") {
+		t.Errorf("report CSV has a live formula:\n%s", txt)
+	}
+	sub := store.Subscription{OrderNumber: "1002", ProductID: "9", Product: "invited Pro"}
+	for range 2 { // the shop retries its webhook
+		if _, err := h.p.Enroll(context.Background(), "new@example.org", []store.Subscription{sub}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n = h.noticesOf(noticeEnrollment, 1)
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 })
+	if e := h.noticesOf(noticeEnrollment, 1); len(e) != 1 || n[0].To[0] != "new@example.org" || !strings.Contains(noticeText(t, n[0]), "invited Pro") {
+		t.Errorf("enrollment notices: %d, to %v", len(e), n[0].To)
+	}
+	var o *store.Organizer
+	h.db.View(func(tx *store.Tx) (err error) { o, err = tx.Organizer("new@example.org"); return err })
+	if len(o.Subscriptions) != 1 || !o.Paid(time.Now()) {
+		t.Errorf("organizer after two identical webhooks: %+v", o)
+	}
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestUnsubscribe_ByMail: a message to the mailto of List-Unsubscribe
+// blocks the organizer for that attendee: later invites are refused and a
+// pending update is not sent.
+func TestUnsubscribe_ByMail(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	ics := testdata(t, weekly)
+	e := h.register(ics)
+	msgs := h.invite(e.UID, 1, "a@example.com")
+	m := regexp.MustCompile(`mailto:(unsubscribe\+[a-z0-9]+@` + domain + `)`).FindSubmatch(msgs[0].Data)
+	if m == nil {
+		t.Fatalf("no mailto unsubscribe in the invite")
+	}
+	id := h.accept("a@example.com", string(m[1]), []byte("From: a@example.com\r\nSubject: unsubscribe\r\n\r\n"))
+	if out := h.outcome(id); out.Status != store.MessageProcessed || !strings.Contains(lastNote(out), "a@example.com from "+organizerAddr) {
+		t.Fatalf("unsubscribe mail: %s %q", out.Status, lastNote(out))
+	}
+	upd := setProp(setProp(ics, "SEQUENCE", "1"), "SUMMARY", "Renamed")
+	h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", upd)))
+	h.eventually("queues drained", func() bool { return h.db.QueueLen(StageSend) == 0 && h.db.QueueLen(StageStage) == 0 })
+	if n := len(h.filter(false)); n != 1 {
+		t.Errorf("%d messages to attendees; the update must not reach someone who unsubscribed", n)
+	}
+	errs, _ := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "a@example.com"}})
+	if errs[0] == nil {
+		t.Error("invite after unsubscribe accepted")
+	}
+	bad := h.outcome(h.accept("x@example.com", "unsubscribe+nosuchtoken@"+domain, []byte("From: x@example.com\r\n\r\n")))
+	if bad.Status != store.MessageRejected {
+		t.Errorf("unknown token: %s", bad.Status)
+	}
+}
