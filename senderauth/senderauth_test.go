@@ -136,3 +136,25 @@ func TestCheckSPF(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAuthenticationResults: whatever an upstream header says, Check
+// decides without panicking, and never believes a header of another
+// authserv-id.
+func FuzzAuthenticationResults(f *testing.F) {
+	f.Add("mx.invite.test; spf=pass smtp.mailfrom=alice@example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com")
+	f.Add("mx.invite.test 1; dkim=pass (good) header.i=@example.com")
+	f.Add("other; spf=pass smtp.mailfrom=a@example.com")
+	f.Add("mx.invite.test; none")
+	f.Add(";;;=\"\x00")
+	dns := dnstest.NewResolver()
+	ch := &senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyAligned, TrustedAuthServID: "mx.invite.test"}
+	f.Fuzz(func(t *testing.T, value string) {
+		value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
+		raw := append([]byte("Authentication-Results: "+value+"\r\n"), message("alice@example.com")...)
+		v := ch.Check(context.Background(), raw, nil, badIP, "h", "alice@example.com")
+		id, _, _ := strings.Cut(strings.TrimSpace(value), ";")
+		if v.Authenticated && !strings.EqualFold(strings.Fields(id + " x")[0], "mx.invite.test") {
+			t.Fatalf("believed a header of %q: %s", id, value)
+		}
+	})
+}
