@@ -40,6 +40,11 @@ type Config struct {
 	// ShopifySecret checks the signature of POST /order (Shopify's webhook
 	// secret); empty disables enrollment.
 	ShopifySecret string
+	// Rates bound the public invite endpoint (zero value: DefaultRateLimits).
+	Rates *RateLimits
+	// TrustForwarded takes the client address from the last hop of
+	// X-Forwarded-For (set it only behind a reverse proxy that adds it).
+	TrustForwarded bool
 	// MaxBody bounds request bodies (default 5 MiB); MaxRows bounds the rows
 	// of one invite request (default 10000); MaxList bounds one page of a
 	// list (default 500, 50 when no limit is asked).
@@ -56,7 +61,9 @@ type Handler struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	adminKey [32]byte
-	aead     cipher.AEAD
+
+	perIP, perAttendee, perEvent *limiter
+	aead                         cipher.AEAD
 }
 
 // New returns the API handler.
@@ -72,6 +79,11 @@ func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	}
 	h := &Handler{cfg: cfg, db: db, pl: pl, log: log, mux: http.NewServeMux()}
 	h.adminKey = sha256.Sum256([]byte(cfg.AdminKey))
+	rates := DefaultRateLimits
+	if cfg.Rates != nil {
+		rates = *cfg.Rates
+	}
+	h.perIP, h.perAttendee, h.perEvent = newLimiter(rates.PerIP), newLimiter(rates.PerAttendee), newLimiter(rates.PerEvent)
 	h.aead = newAEAD(cfg.AdminKey)
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)

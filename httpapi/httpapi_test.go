@@ -336,3 +336,56 @@ func TestDeadLetters_ListAndRetry(t *testing.T) {
 		t.Errorf("send queue %d after retry, want 1", n)
 	}
 }
+
+func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, _ := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
+	rates := httpapi.RateLimits{
+		PerIP:       httpapi.Rate{N: 3, Per: time.Hour, Burst: 3},
+		PerAttendee: httpapi.Rate{N: 1, Per: time.Hour, Burst: 1},
+		PerEvent:    httpapi.Rate{N: 100, Per: time.Hour, Burst: 100},
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{AdminKey: key, Rates: &rates, TrustForwarded: true}, db, p, log))
+	defer srv.Close()
+	e := &env{srv: srv, db: db}
+	e.seed(t, "org@example.com", 1)
+	get := func(query, xff string) (int, http.Header) {
+		req, _ := http.NewRequest("GET", srv.URL+"/event/ev00/invite?"+query, nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	if c, _ := get("email=a@example.com", "198.51.100.1"); c != 202 {
+		t.Fatalf("first invite: %d", c)
+	}
+	if c, h := get("email=a@example.com", "198.51.100.2"); c != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("same address again, from another client: %d %v; want 429 with Retry-After", c, h)
+	}
+	get("email=b@example.com", "198.51.100.1")
+	get("email=c@example.com", "198.51.100.1")
+	if c, _ := get("email=d@example.com", "198.51.100.1"); c != 429 {
+		t.Errorf("fourth invite from one client with a limit of 3: %d, want 429", c)
+	}
+	if c, _ := get("email=d@example.com", "203.0.113.9"); c != 202 {
+		t.Errorf("another client: %d", c)
+	}
+	// Redirects: only to the organizer's own landing hosts.
+	if c, _ := get("email=e@example.com&landing=https://org.example/thanks", "203.0.113.10"); c != 202 {
+		t.Errorf("landing host not allowed yet: %d, want 202 (no redirect)", c)
+	}
+	e.do(t, "PATCH", "/admin/organizers/org@example.com", key, "application/json", `{"landing_hosts":["Org.Example"]}`)
+	c, h := get("email=f@example.com&landing=https://org.example/thanks", "203.0.113.11")
+	if c != 302 || h.Get("Location") != "https://org.example/thanks" {
+		t.Errorf("landing host allowed for the organizer: %d %q", c, h.Get("Location"))
+	}
+}

@@ -44,6 +44,9 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unknown origin")
 		return
 	}
+	if !h.limitInvite(w, r, uid, email) {
+		return
+	}
 	errs, err := h.pl.Invite(r.Context(), uid, []store.Invitee{{Email: email, Name: q.Get("name"), Origin: origin}})
 	if err != nil {
 		h.fail(w, r, err)
@@ -53,15 +56,33 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errs[0].Error())
 		return
 	}
-	if to, ok := h.landing(q.Get("landing")); ok {
+	if to, ok := h.landing(q.Get("landing"), h.organizerHosts(uid)); ok {
 		http.Redirect(w, r, to, http.StatusFound)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued", "uid": uid, "email": email})
 }
 
-// landing returns the landing page to redirect to, if its host is allowed.
-func (h *Handler) landing(s string) (string, bool) {
+// organizerHosts are the landing hosts allowed for the organizer of event
+// uid.
+func (h *Handler) organizerHosts(uid string) []string {
+	var hosts []string
+	h.db.View(func(tx *store.Tx) error {
+		e, err := tx.Event(uid)
+		if err != nil {
+			return err
+		}
+		if o, err := tx.Organizer(e.OrganizerEmail); err == nil {
+			hosts = o.LandingHosts
+		}
+		return nil
+	})
+	return hosts
+}
+
+// landing returns the landing page to redirect to, if its host is allowed
+// by the configuration or for the organizer (never an open redirect).
+func (h *Handler) landing(s string, organizerHosts []string) (string, bool) {
 	if s == "" {
 		return "", false
 	}
@@ -73,10 +94,13 @@ func (h *Handler) landing(s string) (string, bool) {
 		return "", false
 	}
 	host := strings.ToLower(u.Hostname())
-	for _, allowed := range h.cfg.LandingHosts {
+	for _, allowed := range append(slices.Clone(h.cfg.LandingHosts), organizerHosts...) {
 		if host == strings.ToLower(allowed) {
 			return u.String(), true
 		}
+	}
+	if host != "" {
+		h.log.Info("limit: landing page host not allowed", "host", host)
 	}
 	return "", false
 }

@@ -40,6 +40,8 @@ type organizerChange struct {
 	EventLimit      *int    `json:"event_limit"`
 	InviteLimit     *int    `json:"invite_limit"`
 	BulkAuthorized  *bool   `json:"bulk_authorized"`
+	// LandingHosts replaces the organizer's landing page hosts.
+	LandingHosts *[]string `json:"landing_hosts"`
 	// ClearLimits drops event_limit and invite_limit overrides: the
 	// configured defaults apply again.
 	ClearLimits bool `json:"clear_limits"`
@@ -113,6 +115,14 @@ func (h *Handler) changeOrganizer(w http.ResponseWriter, r *http.Request, c orga
 		}
 		if c.BulkAuthorized != nil {
 			o.BulkAuthorized = *c.BulkAuthorized
+		}
+		if c.LandingHosts != nil {
+			o.LandingHosts = nil
+			for _, host := range *c.LandingHosts {
+				if host = strings.ToLower(strings.TrimSpace(host)); host != "" {
+					o.LandingHosts = append(o.LandingHosts, host)
+				}
+			}
 		}
 		return tx.PutOrganizer(o)
 	})

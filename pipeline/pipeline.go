@@ -83,6 +83,10 @@ type Config struct {
 	// UpgradeURL is where organizers buy a subscription, named in the
 	// event limit notice (default none: "contact the administrator").
 	UpgradeURL string
+	// DomainRate is how many messages a second go to one recipient domain
+	// (default 50; negative: no limit); a 4xx answer pauses that domain
+	// from Backoff, doubling, up to MaxBackoff.
+	DomainRate float64
 	// DrainTimeout is how long Run lets jobs in hand finish after its
 	// context ends before cancelling them (default 30s); a cancelled job
 	// stays queued for the next start.
@@ -149,6 +153,9 @@ func (c *Config) setDefaults() error {
 	if c.MaxBulkRows <= 0 {
 		c.MaxBulkRows = 50000
 	}
+	if c.DomainRate == 0 {
+		c.DomainRate = 50
+	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://localhost"
 	}
@@ -176,6 +183,7 @@ type Pipeline struct {
 	sender Sender
 	log    *slog.Logger
 	stages map[string]*stage
+	sends  *throttle
 }
 
 // stage is one queue and how its jobs are handled.
@@ -192,7 +200,8 @@ func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, 
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, db: db, sender: sender, log: log}
+	p := &Pipeline{cfg: cfg, db: db, sender: sender, log: log,
+		sends: newThrottle(cfg.DomainRate, int(max(cfg.DomainRate, 1)), cfg.Backoff, cfg.MaxBackoff)}
 	p.stages = map[string]*stage{
 		StageParse:  {name: StageParse, handle: p.parse},
 		StageVerify: {name: StageVerify, handle: p.verify},
@@ -337,7 +346,11 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	}
 	now := p.cfg.Now()
 	var rej *Rejection
+	d, deferred := isDeferral(err)
 	switch {
+	case deferred:
+		log.Debug("deferred", "in", d.wait, "why", d.why)
+		err = p.db.Update(ctx, func(tx *store.Tx) error { return tx.Defer(j, now.Add(d.wait)) })
 	case errors.As(err, &rej):
 		log.Info("rejected", "reason", rej.Reason)
 		err = p.db.Update(ctx, func(tx *store.Tx) error {

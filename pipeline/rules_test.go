@@ -415,3 +415,42 @@ func TestUnsubscribe_ByMail(t *testing.T) {
 		t.Errorf("unknown token: %s", bad.Status)
 	}
 }
+
+// TestSend_DomainPausedAfter4xx: the relay's 4xx for one domain pauses
+// that domain (a job that meets the pause waits without using up an
+// attempt); mail to other domains goes on.
+func TestSend_DomainPausedAfter4xx(t *testing.T) {
+	var slow atomic.Int32
+	h := newHarness(t, smtptest.Options{Reject: func(from, rcpt string) error {
+		if strings.HasSuffix(rcpt, "@slow.example") && slow.Add(1) <= 2 {
+			return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "try later"}
+		}
+		return nil
+	}}, func(c *Config) {
+		c.MaxAttempts = 3
+		c.Backoff = 5 * time.Millisecond
+		c.MaxBackoff = 40 * time.Millisecond
+	})
+	e := h.register(testdata(t, weekly))
+	msgs := h.invite(e.UID, 3, "a@slow.example", "b@fast.example", "c@fast.example")
+	got := map[string]bool{}
+	for _, m := range msgs {
+		got[m.To[0]] = true
+	}
+	if len(got) != 3 {
+		t.Fatalf("delivered %v", got)
+	}
+	h.eventually("send recorded", func() bool { return h.stats(e.UID).InvitesSent == 3 })
+	var rec *store.SendRecord
+	h.db.View(func(tx *store.Tx) error {
+		return tx.Attendees(e.UID, "", func(a *store.Attendee) (bool, error) {
+			if a.Email == "a@slow.example" {
+				rec, _ = tx.Send(h.p.messageID(&sendJob{UID: e.UID, Email: a.Email, Kind: kindInvite}, 0))
+			}
+			return true, nil
+		})
+	})
+	if rec == nil || rec.Attempts != 3 {
+		t.Errorf("send record %+v: want delivered at the third attempt, pauses not counted", rec)
+	}
+}

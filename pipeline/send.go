@@ -78,7 +78,7 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 	}
 	rec := &store.SendRecord{MessageID: id, UID: e.UID, Email: a.Email, Kind: s.Kind, Sequence: e.Sequence,
 		Status: store.SendSent, Attempts: j.Attempts + 1, Time: now}
-	sendErr := p.sender.Send(ctx, p.replyAddress(""), []string{a.Email}, raw)
+	sendErr := p.deliver(ctx, p.replyAddress(""), a.Email, raw)
 	if sendErr != nil && !mailer.IsPermanent(sendErr) {
 		return nil, fmt.Errorf("deliver %s to %s: %w", s.Kind, a.Email, sendErr)
 	}
@@ -238,4 +238,22 @@ func (p *Pipeline) blocked(attendee, organizer string) bool {
 	var b bool
 	p.db.View(func(tx *store.Tx) error { b = tx.Blocked(attendee, organizer); return nil })
 	return b
+}
+
+// deliver sends one message to to, in turn with the other messages to its
+// domain (or returns a deferral when it is not its turn).
+func (p *Pipeline) deliver(ctx context.Context, from, to string, msg []byte) error {
+	domain := domainOf(to)
+	if wait := p.sends.take(domain, p.cfg.Now()); wait > 0 {
+		return &deferral{wait: wait, why: "sending to " + domain + " is paced"}
+	}
+	err := p.sender.Send(ctx, from, []string{to}, msg)
+	switch {
+	case err == nil:
+		p.sends.ok(domain)
+	case !mailer.IsPermanent(err) && ctx.Err() == nil:
+		pause := p.sends.failed(domain, p.cfg.Now())
+		p.log.Warn("limit: relay deferred mail to a domain; pausing it", "domain", domain, "for", pause, "err", err)
+	}
+	return err
 }

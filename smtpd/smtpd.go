@@ -4,6 +4,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +56,12 @@ type Config struct {
 	ReadTimeout, WriteTimeout, DataTimeout time.Duration
 	// AcceptTimeout bounds the wait for the queue to commit (default 30s).
 	AcceptTimeout time.Duration
+	// MaxConnsPerIP bounds the connections open from one address (default
+	// 20), MaxMessagesPerConn the messages on one connection (default 100),
+	// MaxHeaderBytes a message's header (default 64 KiB).
+	MaxConnsPerIP      int
+	MaxMessagesPerConn int
+	MaxHeaderBytes     int
 	// TLS, when set, enables STARTTLS.
 	TLS *tls.Config
 	// CheckSPF, when set, is asked at DATA whether ip may send for
@@ -97,6 +105,15 @@ func New(cfg Config, q Queue, log *slog.Logger) (*Server, error) {
 	if cfg.AcceptTimeout <= 0 {
 		cfg.AcceptTimeout = 30 * time.Second
 	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = 20
+	}
+	if cfg.MaxMessagesPerConn <= 0 {
+		cfg.MaxMessagesPerConn = 100
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
 	s := &Server{cfg: cfg, q: q, log: log}
 	srv := smtp.NewServer(s)
 	srv.Domain = cfg.Hostname
@@ -115,7 +132,7 @@ var _ smtp.Backend = (*Server)(nil)
 
 // Serve accepts connections on ln until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(ln)
+	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, open: map[string]int{}, log: s.log})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -201,8 +218,9 @@ type session struct {
 	remote string
 	log    *slog.Logger
 
-	from string
-	rcpt []string
+	from     string
+	rcpt     []string
+	messages int
 }
 
 func (s *session) Reset() {
@@ -215,6 +233,10 @@ func (s *session) Logout() error {
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.messages >= s.srv.cfg.MaxMessagesPerConn {
+		s.log.Warn("limit: messages per connection", "limit", s.srv.cfg.MaxMessagesPerConn)
+		return errTooManyMessages
+	}
 	if s.srv.q.Busy() {
 		s.log.Warn("inbound queue full: deferring", "from", from)
 		return errBusy
@@ -244,6 +266,11 @@ func (s *session) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return toSMTP(err)
+	}
+	s.messages++
+	if n := headerLen(data); n > s.srv.cfg.MaxHeaderBytes {
+		s.log.Warn("limit: header size", "bytes", n, "limit", s.srv.cfg.MaxHeaderBytes)
+		return errHeaderTooLarge
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	env := Envelope{
@@ -288,11 +315,24 @@ func (s *session) received(env Envelope) []byte {
 		helo, env.Remote, s.srv.cfg.Hostname, proto, time.Now().UTC().Format(time.RFC1123Z))
 }
 
+// headerLen is the size of data's header: up to the first empty line, or
+// all of it.
+func headerLen(data []byte) int {
+	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
+		if i := bytes.Index(data, []byte(sep)); i >= 0 {
+			return i
+		}
+	}
+	return len(data)
+}
+
 var (
-	errBusy       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too much mail queued here, try again later"}
-	errRelay      = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domain"}
-	errNoMailbox  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
-	errBadAddress = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errTooManyMessages = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages on one connection, reconnect to send more"}
+	errHeaderTooLarge  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header too large"}
+	errBusy            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too much mail queued here, try again later"}
+	errRelay           = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domain"}
+	errNoMailbox       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
+	errBadAddress      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 )
 
 // toSMTP turns any error into the reply go-smtp sends: SMTP errors pass
@@ -315,4 +355,64 @@ func toSMTP(err error) error {
 func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
+}
+
+// limitListener closes, with a 421, connections from an address that has
+// max open already.
+type limitListener struct {
+	net.Listener
+	max int
+	log *slog.Logger
+
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		n := l.open[ip]
+		if n < l.max {
+			l.open[ip] = n + 1
+		}
+		l.mu.Unlock()
+		if n < l.max {
+			return &countedConn{Conn: c, l: l, ip: ip}, nil
+		}
+		l.log.Warn("limit: connections per address", "remote", ip, "limit", l.max)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c, "421 4.7.0 Too many connections from your address, try again later\r\n")
+		c.Close()
+	}
+}
+
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+// countedConn gives its slot back when closed.
+type countedConn struct {
+	net.Conn
+	l    *limitListener
+	ip   string
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.open[c.ip]--; c.l.open[c.ip] <= 0 {
+			delete(c.l.open, c.ip)
+		}
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

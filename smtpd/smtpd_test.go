@@ -239,3 +239,55 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("idle connection got %q, want a 421 and a close", b)
 	}
 }
+
+func TestLimits_ConnectionsMessagesHeader(t *testing.T) {
+	addr, _ := serve(t, smtpd.Config{MaxConnsPerIP: 2, MaxMessagesPerConn: 2, MaxHeaderBytes: 1024}, 0)
+	c1, c2 := dial(t, addr), dial(t, addr)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(b), "421 4.7.0") {
+		t.Errorf("third connection from one address got %q, want 421 4.7.0", b)
+	}
+	for i := range 2 {
+		if err := c1.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(msg)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if err := c1.Mail("a@example.org", nil); code(err) != 451 || enhanced(err) != (smtp.EnhancedCode{4, 7, 0}) {
+		t.Errorf("third message on a connection: %v, want 451 4.7.0", err)
+	}
+	big := strings.Repeat("X-Junk: "+strings.Repeat("j", 90)+"\r\n", 20) + msg
+	if err := c2.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(big)); code(err) != 552 {
+		t.Errorf("2 KB header with a 1 KB limit: %v, want 552", err)
+	}
+	c1.Close()
+	c2.Close()
+	// Slots are given back on close.
+	eventuallyDial(t, addr)
+}
+
+// eventuallyDial waits until a connection is let in (the server notices
+// closed connections asynchronously).
+func eventuallyDial(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := smtp.Dial(addr)
+		if err == nil {
+			if err = c.Hello("client.test"); err == nil {
+				c.Close()
+				return
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection let in after the others closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -20,6 +20,9 @@ type Organizer struct {
 	EventLimit     *int `json:"event_limit,omitempty"`
 	InviteLimit    *int `json:"invite_limit,omitempty"`
 	BulkAuthorized bool `json:"bulk_authorized,omitempty"`
+	// LandingHosts are the hosts the public invite endpoint may redirect
+	// to for this organizer's events (besides the configured ones).
+	LandingHosts []string `json:"landing_hosts,omitempty"`
 
 	Subscriptions []Subscription `json:"subscriptions,omitempty"`
 }

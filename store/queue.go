@@ -118,6 +118,16 @@ func (tx *Tx) Retry(j *Job, due time.Time, cause string) error {
 	return tx.putJob(&r)
 }
 
+// Defer puts j back in its queue, due at due, as it was: not an attempt.
+func (tx *Tx) Defer(j *Job, due time.Time) error {
+	if err := tx.Done(j); err != nil {
+		return err
+	}
+	r := *j
+	r.Due = due
+	return tx.putJob(&r)
+}
+
 // Bury moves j from its queue to the dead-letter bucket with the error
 // that made it give up; its Attempts counts this last one.
 func (tx *Tx) Bury(j *Job, cause string, now time.Time) error {

@@ -120,6 +120,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		EventLimit:   cfg.EventLimit,
 		InviteLimit:  cfg.InviteLimit,
 		MaxBulkRows:  cfg.MaxBulkRows,
+		DomainRate:   cfg.SendRatePerDomain,
 		Auth:         checker,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
@@ -140,22 +141,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	plain, tagged := a.pl.Mailboxes()
 	a.smtp, err = smtpd.New(smtpd.Config{
-		Domain:          cfg.Domain,
-		Hostname:        cfg.Hostname,
-		Mailboxes:       plain,
-		Tagged:          tagged,
-		MaxMessageBytes: cfg.MaxMessageBytes,
-		MaxRecipients:   cfg.MaxRecipients,
-		ReadTimeout:     time.Duration(cfg.SMTPTimeout),
-		WriteTimeout:    time.Duration(cfg.SMTPTimeout),
-		TLS:             tlsCfg,
-		CheckSPF:        checkSPF,
+		Domain:             cfg.Domain,
+		Hostname:           cfg.Hostname,
+		Mailboxes:          plain,
+		Tagged:             tagged,
+		MaxMessageBytes:    cfg.MaxMessageBytes,
+		MaxRecipients:      cfg.MaxRecipients,
+		MaxHeaderBytes:     cfg.MaxHeaderBytes,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		MaxMessagesPerConn: cfg.MaxMessagesPerConn,
+		ReadTimeout:        time.Duration(cfg.SMTPTimeout),
+		WriteTimeout:       time.Duration(cfg.SMTPTimeout),
+		TLS:                tlsCfg,
+		CheckSPF:           checkSPF,
 	}, queue{a.pl}, log.With("component", "smtpd"))
 	if err != nil {
 		return nil, err
 	}
 	a.http = &http.Server{
-		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret},
+		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
+			TrustForwarded: cfg.TrustForwarded, Rates: &httpapi.RateLimits{
+				PerIP:       httpapi.Rate{N: cfg.InviteRateIP.N, Per: cfg.InviteRateIP.Per, Burst: max(cfg.InviteRateIP.N/3, 1)},
+				PerAttendee: httpapi.Rate{N: cfg.InviteRateAttendee.N, Per: cfg.InviteRateAttendee.Per, Burst: max(cfg.InviteRateAttendee.N/2, 1)},
+				PerEvent:    httpapi.Rate{N: cfg.InviteRateEvent.N, Per: cfg.InviteRateEvent.Per, Burst: max(cfg.InviteRateEvent.N/6, 1)},
+			}},
 			a.db, a.pl, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,

@@ -48,7 +48,17 @@ type Config struct {
 	InviteLimit int `toml:"invite_limit"`
 	MaxBulkRows int `toml:"max_bulk_rows"`
 
-	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxMessageBytes    int64 `toml:"max_message_bytes"`
+	MaxHeaderBytes     int   `toml:"max_header_bytes"`
+	MaxConnsPerIP      int   `toml:"max_conns_per_ip"`
+	MaxMessagesPerConn int   `toml:"max_messages_per_conn"`
+
+	SendRatePerDomain  float64 `toml:"send_rate_per_domain"`
+	InviteRateIP       Rate    `toml:"invite_rate_ip"`
+	InviteRateAttendee Rate    `toml:"invite_rate_attendee"`
+	InviteRateEvent    Rate    `toml:"invite_rate_event"`
+	TrustForwarded     bool    `toml:"trust_forwarded"`
+
 	MaxRecipients   int      `toml:"max_recipients"`
 	MaxInbound      int64    `toml:"max_inbound"`
 	MaxAttempts     int      `toml:"max_attempts"`
@@ -64,24 +74,31 @@ type Config struct {
 // written to files.
 func DefaultConfig() Config {
 	return Config{
-		Data:            "./data",
-		Domain:          "localhost",
-		SMTP:            "127.0.0.1:2525",
-		HTTP:            "127.0.0.1:8080",
-		RelayConns:      4,
-		AuthPolicy:      "aligned",
-		DKIMSelector:    "invited",
-		LogLevel:        "info",
-		MaxMessageBytes: 10 << 20,
-		MaxRecipients:   10,
-		MaxInbound:      10000,
-		MaxAttempts:     10,
-		SendWorkers:     8,
-		EventLimit:      100,
-		InviteLimit:     50000,
-		MaxBulkRows:     50000,
-		SMTPTimeout:     Duration(2 * time.Minute),
-		ShutdownTimeout: Duration(30 * time.Second),
+		Data:               "./data",
+		Domain:             "localhost",
+		SMTP:               "127.0.0.1:2525",
+		HTTP:               "127.0.0.1:8080",
+		RelayConns:         4,
+		AuthPolicy:         "aligned",
+		DKIMSelector:       "invited",
+		LogLevel:           "info",
+		MaxMessageBytes:    10 << 20,
+		MaxHeaderBytes:     64 << 10,
+		MaxConnsPerIP:      20,
+		MaxMessagesPerConn: 100,
+		SendRatePerDomain:  50,
+		InviteRateIP:       Rate{N: 30, Per: time.Minute},
+		InviteRateAttendee: Rate{N: 5, Per: time.Hour},
+		InviteRateEvent:    Rate{N: 1200, Per: time.Minute},
+		MaxRecipients:      10,
+		MaxInbound:         10000,
+		MaxAttempts:        10,
+		SendWorkers:        8,
+		EventLimit:         100,
+		InviteLimit:        50000,
+		MaxBulkRows:        50000,
+		SMTPTimeout:        Duration(2 * time.Minute),
+		ShutdownTimeout:    Duration(30 * time.Second),
 	}
 }
 
@@ -126,6 +143,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
 	}
+	if c.MaxHeaderBytes < 1024 || c.MaxConnsPerIP < 1 || c.MaxMessagesPerConn < 1 {
+		errs = append(errs, errors.New("max-header-bytes (at least 1024), max-conns-per-ip and max-messages-per-conn must be positive"))
+	}
 	if c.MaxMessageBytes < 1024 || c.MaxRecipients < 1 || c.MaxInbound < 1 || c.MaxAttempts < 1 || c.SendWorkers < 1 || c.RelayConns < 1 {
 		errs = append(errs, errors.New("limits must be positive (max-message-bytes at least 1024)"))
 	}
@@ -143,6 +163,29 @@ func redact(s string) string {
 	}
 	return u.String()
 }
+
+// Rate is a number of requests per period, written "30/1m" ("0/1m": no
+// limit).
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *Rate) UnmarshalText(b []byte) error {
+	n, per, ok := strings.Cut(string(b), "/")
+	d, err := time.ParseDuration(per)
+	if !ok || err != nil || d <= 0 {
+		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
+	}
+	if _, err := fmt.Sscan(n, &r.N); err != nil || r.N < 0 {
+		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
+	}
+	r.Per = d
+	return nil
+}
+
+func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
 
 // Duration is a time.Duration written as "30s" in TOML.
 type Duration time.Duration
@@ -180,6 +223,14 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.Int64Var(&c.MaxInbound, "max-inbound", c.MaxInbound, "inbound queue depth past which SMTP answers 451 [INVITED_MAX_INBOUND]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest message header accepted, in `bytes` [INVITED_MAX_HEADER_BYTES]")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "SMTP `connections` open at once from one address [INVITED_MAX_CONNS_PER_IP]")
+	fs.IntVar(&c.MaxMessagesPerConn, "max-messages-per-conn", c.MaxMessagesPerConn, "`messages` on one SMTP connection [INVITED_MAX_MESSAGES_PER_CONN]")
+	fs.Float64Var(&c.SendRatePerDomain, "send-rate-per-domain", c.SendRatePerDomain, "`messages` a second to one recipient domain; negative: no limit [INVITED_SEND_RATE_PER_DOMAIN]")
+	fs.Func("invite-rate-ip", "public invites per client address, `N/DURATION` (default 30/1m) [INVITED_INVITE_RATE_IP]", rateFlag(&c.InviteRateIP))
+	fs.Func("invite-rate-attendee", "public invites per invited address, `N/DURATION` (default 5/1h) [INVITED_INVITE_RATE_ATTENDEE]", rateFlag(&c.InviteRateAttendee))
+	fs.Func("invite-rate-event", "public invites per event, `N/DURATION` (default 1200/1m) [INVITED_INVITE_RATE_EVENT]", rateFlag(&c.InviteRateEvent))
+	fs.BoolVar(&c.TrustForwarded, "trust-forwarded", c.TrustForwarded, "take the client address from X-Forwarded-For (behind a reverse proxy only) [INVITED_TRUST_FORWARDED]")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` people reach the HTTP API at, for links in notices (default http:// and the HTTP address) [INVITED_PUBLIC_URL]")
 	fs.IntVar(&c.EventLimit, "event-limit", c.EventLimit, "`events` an organizer without a subscription may register; negative: no limit [INVITED_EVENT_LIMIT]")
 	fs.IntVar(&c.InviteLimit, "invite-limit", c.InviteLimit, "people who may be invited to one event; negative: no limit [INVITED_INVITE_LIMIT]")
@@ -197,6 +248,10 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 		return nil
 	})
 	return configPath
+}
+
+func rateFlag(r *Rate) func(string) error {
+	return func(s string) error { return r.UnmarshalText([]byte(s)) }
 }
 
 func durationFlag(d *Duration) func(string) error {

@@ -23,10 +23,11 @@ shutdown_timeout = "1m"
 max_recipients = 5
 `), 0o600)
 	env := map[string]string{
-		"INVITED_CONFIG":        file,
-		"INVITED_SMTP":          "127.0.0.1:2700",
-		"INVITED_HTTP":          "127.0.0.1:8700",
-		"INVITED_LANDING_HOSTS": "b.example, c.example",
+		"INVITED_CONFIG":               file,
+		"INVITED_SMTP":                 "127.0.0.1:2700",
+		"INVITED_HTTP":                 "127.0.0.1:8700",
+		"INVITED_LANDING_HOSTS":        "b.example, c.example",
+		"INVITED_INVITE_RATE_ATTENDEE": "2/24h",
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg, err := loadConfig([]string{"--http", "127.0.0.1:8800", "--auth-policy", "none"}, func(k string) string { return env[k] }, fs)
@@ -47,6 +48,9 @@ max_recipients = 5
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
+	if cfg.InviteRateAttendee != (Rate{N: 2, Per: 24 * time.Hour}) || cfg.InviteRateIP != (Rate{N: 30, Per: time.Minute}) {
+		t.Errorf("rates %v %v", cfg.InviteRateAttendee, cfg.InviteRateIP)
+	}
 	if time.Duration(cfg.ShutdownTimeout) != time.Minute || cfg.MaxRecipients != 5 {
 		t.Errorf("shutdown timeout %v, max recipients %d", time.Duration(cfg.ShutdownTimeout), cfg.MaxRecipients)
 	}
@@ -65,6 +69,8 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{[]string{"--relay", "http://x:1"}, nil, "relay"},
 		{nil, map[string]string{"INVITED_MAX_RECIPIENTS": "many"}, "INVITED_MAX_RECIPIENTS"},
 		{[]string{"--tls-cert", "a.pem"}, nil, "go together"},
+		{[]string{"--invite-rate-ip", "fast"}, nil, "N/DURATION"},
+		{[]string{"--auth-policy", "dmarc", "--dns", "nocolon"}, nil, "dns"},
 	}
 	for _, c := range cases {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
