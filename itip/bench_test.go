@@ -64,3 +64,45 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadMessage reads a real Gmail invitation: MIME, then the
+// calendar in it. This is the parse stage's work per message.
+func BenchmarkReadMessage(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(testdataDir, "google-request-inline-textcalendar.eml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadMessage(bytes.NewReader(raw), Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildMessage renders one outbound invite: the send stage's
+// work per attendee.
+func BenchmarkBuildMessage(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(testdataDir, "google-request-inline-textcalendar.eml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := ReadMessage(bytes.NewReader(raw), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cal := m.Calendars[0]
+	cal.Events[0].Attendees = []Attendee{{Address: Address{Email: "bob@example.com", Name: "Bob"}, PartStat: "NEEDS-ACTION", RSVP: true}}
+	o := Outbound{
+		From: Address{Email: "rsvp+abc@invite.test", Name: "Alice"}, To: Address{Email: "bob@example.com", Name: "Bob"},
+		Subject: "Invitation: Imip Testing", MessageID: "invite.0.x@invite.test", Date: cal.Events[0].DTStamp,
+		Text: "You have been invited.", HTML: "<p>You have been invited.</p>", Calendar: cal,
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := BuildMessage(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
@@ -89,4 +90,48 @@ func BenchmarkCount(b *testing.B) {
 		}
 		return nil
 	})
+}
+
+// BenchmarkStageTransition is one job moving between stages: delete it
+// from one queue and put its successor in the next, in one transaction
+// shared with other workers (8 at once).
+func BenchmarkStageTransition(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	now := time.Now()
+	payload := []byte(`"` + string(bytes.Repeat([]byte("x"), 510)) + `"`) // a JSON string
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var j *Job
+		if err := db.Update(ctx, func(tx *Tx) (err error) {
+			j, err = tx.Enqueue("verify", &Job{Kind: "k", Payload: payload}, now)
+			return err
+		}); err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			// An Update function may run twice (group commit): it must
+			// not change j; the new job is taken once it committed.
+			var next *Job
+			err := db.Update(ctx, func(tx *Tx) (err error) {
+				if err := tx.Done(j); err != nil {
+					return err
+				}
+				next, err = tx.Enqueue("verify", &Job{Kind: "k", Payload: payload}, now)
+				return err
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			j = next
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transitions/s")
 }
