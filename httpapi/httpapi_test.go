@@ -227,7 +227,7 @@ func TestInviteOne_ValidatesAndRedirects(t *testing.T) {
 	if code, _, _ := e.do(t, "GET", "/event/bad%20uid!/invite?email=a@example.com", "", "", ""); code != 400 {
 		t.Errorf("bad uid: %d", code)
 	}
-	if n := e.db.QueueLen(pipeline.StageVerify); n != 4 {
+	if n := e.db.QueueLen(pipeline.StageSend); n != 4 {
 		t.Errorf("queued invites %d, want 4", n)
 	}
 }
@@ -269,7 +269,7 @@ func TestInviteMany_JSONAndCSV(t *testing.T) {
 	if code != 400 {
 		t.Errorf("broken JSON: %d, want 400", code)
 	}
-	if n := e.db.QueueLen(pipeline.StageVerify); n != 4 {
+	if n := e.db.QueueLen(pipeline.StageSend); n != 4 {
 		t.Errorf("queued %d, want 4", n)
 	}
 

@@ -128,64 +128,79 @@ func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string, attendee, organ
 // ErrTooMany is returned by Invite for more invitees than MaxInvites.
 var ErrTooMany = errors.New("pipeline: too many invitees")
 
-// Invite queues invites to event uid. Every row is checked against the
-// rules of the moment (address, duplicates, already invited, blocked,
-// suspended organizer, invite limit) and gets an error at its index, or
-// nil when it was queued; verify and create check again when they run. The
-// call fails as a whole only for an unknown event (store.ErrNotFound), too
-// many rows or a store failure.
+// Invite invites people to event uid. Every row is checked against the
+// rules (address, duplicates, already invited, blocked, suspended
+// organizer, invite limit) and, if it passes, the attendee is recorded and
+// counted and their invite queued for sending, in the same transaction;
+// each row gets nil or the reason it was refused. The call fails as a
+// whole only for an unknown event (store.ErrNotFound), too many rows or a
+// store failure (rows of earlier transactions stay done).
 func (p *Pipeline) Invite(ctx context.Context, uid string, rows []store.Invitee) ([]error, error) {
 	if len(rows) > p.cfg.MaxInvites {
 		return nil, fmt.Errorf("%w: %d rows, at most %d", ErrTooMany, len(rows), p.cfg.MaxInvites)
 	}
-	now := p.cfg.Now()
-	var errs []error
-	err := p.db.Update(ctx, func(tx *store.Tx) error {
-		errs = make([]error, len(rows))
-		e, err := tx.Event(uid)
+	errs := make([]error, len(rows))
+	seen := make(map[string]bool, len(rows))
+	// Transactions of FanoutBatch rows, so a long list does not hold up
+	// every other writer.
+	for start := 0; start < len(rows); start += p.cfg.FanoutBatch {
+		chunk := rows[start:min(start+p.cfg.FanoutBatch, len(rows))]
+		var chunkErrs []error
+		var chunkSeen map[string]bool
+		err := p.db.Update(ctx, func(tx *store.Tx) error {
+			chunkErrs, chunkSeen = make([]error, len(chunk)), map[string]bool{}
+			return p.inviteRows(tx, uid, chunk, chunkErrs, seen, chunkSeen)
+		})
 		if err != nil {
-			return fmt.Errorf("event %q: %w", uid, err)
+			return nil, err
 		}
-		queued := 0
-		seen := make(map[string]bool, len(rows))
-		for i, r := range rows {
-			email, err := NormalizeEmail(r.Email)
-			if err != nil {
-				errs[i] = err
-				continue
-			}
-			if seen[email] {
-				errs[i] = errors.New("duplicate row")
-				continue
-			}
-			seen[email] = true
-			if e.Status == store.StatusCancelled {
-				errs[i] = fmt.Errorf("event %s is cancelled", uid)
-				continue
-			}
-			if err := p.mayInvite(tx, e, email, now, queued); err != nil {
-				var rej *Rejection
-				if !errors.As(err, &rej) {
-					return err
-				}
-				errs[i] = errors.New(rej.Reason)
-				continue
-			}
-			jb, err := newJob(kindInvite, "", inviteJob{UID: uid, Email: email, Name: cleanName(r.Name), Origin: r.Origin})
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Enqueue(StageVerify, jb, now); err != nil {
-				return err
-			}
-			queued++
+		copy(errs[start:], chunkErrs)
+		for e := range chunkSeen {
+			seen[e] = true
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return errs, nil
+}
+
+// inviteRows invites rows in tx; seen holds the addresses of earlier
+// transactions, chunkSeen gets those of this one.
+func (p *Pipeline) inviteRows(tx *store.Tx, uid string, rows []store.Invitee, errs []error, seen, chunkSeen map[string]bool) error {
+	now := p.cfg.Now()
+	e, err := tx.Event(uid)
+	if err != nil {
+		return fmt.Errorf("event %q: %w", uid, err)
+	}
+	var counts store.Counters
+	for i, r := range rows {
+		email, err := NormalizeEmail(r.Email)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if seen[email] || chunkSeen[email] {
+			errs[i] = errors.New("duplicate row")
+			continue
+		}
+		chunkSeen[email] = true
+		if e.Status == store.StatusCancelled {
+			errs[i] = fmt.Errorf("event %s is cancelled", uid)
+			continue
+		}
+		if err := p.mayInvite(tx, e, email, now, int(counts.Invited)); err != nil {
+			var rej *Rejection
+			if !errors.As(err, &rej) {
+				return err
+			}
+			errs[i] = errors.New(rej.Reason)
+			continue
+		}
+		d, err := p.putInvitee(tx, "", e, email, cleanName(r.Name), r.Origin, now)
+		if err != nil {
+			return err
+		}
+		counts.Add(d)
+	}
+	return tx.Count(e.UID, e.OrganizerEmail, counts)
 }
 
 // NormalizeEmail checks a bare address and returns it lower-cased.

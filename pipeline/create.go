@@ -369,25 +369,35 @@ func unsent(a *store.Attendee) bool {
 // addInvitee records a new attendee, counts them and queues their invite;
 // for an attendee whose invite never went out, it only queues it again.
 func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email, name, origin string, now time.Time) error {
+	d, err := p.putInvitee(tx, j.Message, e, email, name, origin, now)
+	if err != nil {
+		return err
+	}
+	return tx.Count(e.UID, e.OrganizerEmail, d)
+}
+
+// putInvitee is addInvitee leaving the counting to the caller: it returns
+// the counter change.
+func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, email, name, origin string, now time.Time) (store.Counters, error) {
 	send := sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence}
 	if old, err := tx.Attendee(e.UID, email); err == nil && unsent(old) {
 		old.SendError = ""
 		if err := tx.PutAttendee(old); err != nil {
-			return err
+			return store.Counters{}, err
 		}
-		return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
+		return store.Counters{}, p.enqueue(tx, StageSend, kindInvite, message, send)
+	}
+	if origin == "" {
+		origin = store.OriginAPI
 	}
 	a := &store.Attendee{UID: e.UID, Email: email, Name: name, Status: store.PartNeedsAction,
 		Origin: origin, Tag: newTag(), Created: now}
 	if err := tx.PutAttendee(a); err != nil {
-		return err
+		return store.Counters{}, err
 	}
 	d := store.Counters{Attendees: 1, Invited: 1}
 	d.AddStatus(store.PartNeedsAction, 1)
-	if err := tx.Count(e.UID, e.OrganizerEmail, d); err != nil {
-		return err
-	}
-	return p.enqueue(tx, StageSend, kindInvite, j.Message, send)
+	return d, p.enqueue(tx, StageSend, kindInvite, message, send)
 }
 
 // mayInvite applies the rules for a new invite to e: not already invited,

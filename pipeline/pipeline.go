@@ -119,7 +119,7 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("pipeline: unknown auth policy %q", c.Auth.Policy)
 	}
-	w := map[string]int{StageParse: 2, StageVerify: 2, StageCreate: 2, StageStage: 1, StageSend: 8}
+	w := map[string]int{StageParse: 8, StageVerify: 8, StageCreate: 8, StageStage: 2, StageSend: 32}
 	for k, v := range c.Workers {
 		if v > 0 {
 			w[k] = v

@@ -468,8 +468,8 @@ func TestRun_ResumesQueuedAndDrainsOnStop(t *testing.T) {
 	if _, err := h.p.Invite(context.Background(), e.UID, []store.Invitee{{Email: "later@example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	if h.db.QueueLen(StageVerify) != 1 {
-		t.Fatalf("verify queue %d, want 1", h.db.QueueLen(StageVerify))
+	if h.db.QueueLen(StageSend) != 1 {
+		t.Fatalf("send queue %d, want 1", h.db.QueueLen(StageSend))
 	}
 	h.start()
 	h.wait(2)
