@@ -93,7 +93,7 @@ func DefaultConfig() Config {
 		MaxRecipients:      10,
 		MaxInbound:         10000,
 		MaxAttempts:        10,
-		SendWorkers:        8,
+		SendWorkers:        32,
 		EventLimit:         100,
 		InviteLimit:        50000,
 		MaxBulkRows:        50000,
