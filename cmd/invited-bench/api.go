@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// apiClient calls the daemon's HTTP API with the admin key.
+type apiClient struct {
+	base string
+	key  string
+	hc   *http.Client
+}
+
+func newAPIClient(addr, key string) *apiClient {
+	tr := &http.Transport{
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	return &apiClient{base: "http://" + addr, key: key, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+}
+
+// do sends a request and decodes a 2xx JSON answer into out (if not nil).
+func (a *apiClient) do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Api-Key", a.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return &httpError{Method: method, Path: path, Status: resp.StatusCode, Body: truncate(string(b), 200)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func (a *apiClient) get(ctx context.Context, path string, out any) error {
+	return a.do(ctx, http.MethodGet, path, nil, out)
+}
+
+// getDiscard makes a GET and reads the whole answer, for latency
+// measurements.
+func (a *apiClient) getDiscard(ctx context.Context, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Api-Key", a.key)
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, &httpError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
+	}
+	return int(n), nil
+}
+
+func (a *apiClient) waitHealthy(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := a.get(ctx, "/healthz", nil)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("daemon not healthy: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// httpError is a non-2xx answer.
+type httpError struct {
+	Method, Path string
+	Status       int
+	Body         string
+}
+
+func (e *httpError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d %s", e.Method, e.Path, e.Status, e.Body)
+}
+
+// Answers of the API, the fields the bench reads.
+
+type messageJSON struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+type statsJSON struct {
+	AttendeeCount int64 `json:"attendee_count"`
+	InvitesSent   int64 `json:"invites_sent"`
+}
+
+type countsJSON struct {
+	Events        int64 `json:"events"`
+	AttendeeCount int64 `json:"attendee_count"`
+	InvitesSent   int64 `json:"invites_sent"`
+}
+
+type eventsJSON struct {
+	Events []struct {
+		UID         string `json:"uid"`
+		OriginalUID string `json:"original_uid"`
+	} `json:"events"`
+}
+
+type invitee struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+type invitesJSON struct {
+	Queued   int `json:"queued"`
+	Rejected int `json:"rejected"`
+}
+
+// systemCounts reads GET /system/statistics.
+func (a *apiClient) systemCounts(ctx context.Context) (countsJSON, error) {
+	var c countsJSON
+	err := a.get(ctx, "/system/statistics", &c)
+	return c, err
+}
+
+// waitMessage polls GET /admin/messages/{id} until the message left the
+// queued state and returns its status.
+func (a *apiClient) waitMessage(ctx context.Context, id string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var m messageJSON
+		if err := a.get(ctx, "/admin/messages/"+id, &m); err != nil {
+			return "", err
+		}
+		if m.Status != "queued" {
+			return m.Status, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("message %s still queued after %v", id, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

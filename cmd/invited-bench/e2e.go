@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// e2eConfig is the open-loop end-to-end run.
+type e2eConfig struct {
+	Rate      float64       // messages offered per second
+	Duration  time.Duration // how long they are offered
+	Sessions  int           // SMTP sessions the offered messages are spread over
+	PollEvery time.Duration // how often the oldest pending messages are polled
+	Pollers   int           // concurrent polls
+	Batch     int           // messages polled per round, oldest first
+	Drain     time.Duration // how long to wait for the last ones to apply
+}
+
+// openLoop offers REQUESTs at a fixed rate, on a schedule that does not
+// wait for answers, and measures for each accepted message the time from
+// its 250 until GET /admin/messages/{id} shows it is no longer queued
+// (processed or rejected). The time is that of the answer to the first
+// poll that sees it, so it is late by up to PollEvery plus a request.
+func openLoop(ctx context.Context, d *daemon, cfg e2eConfig, msg func() []byte, from string, prog *progress) (*E2EFigure, error) {
+	total := int(cfg.Rate * cfg.Duration.Seconds())
+	if total < 1 {
+		return nil, fmt.Errorf("rate %v for %v offers no message", cfg.Rate, cfg.Duration)
+	}
+	jobs := make(chan struct{}, total)
+	tr := newTracker()
+	fig := &E2EFigure{OfferedPerSecond: cfg.Rate, Seconds: cfg.Duration.Seconds(), PollIntervalMS: ms(cfg.PollEvery)}
+	cpu := startCPU(d.Pid())
+
+	var (
+		mu         sync.Mutex
+		acceptLats []time.Duration
+		wg         sync.WaitGroup
+	)
+	// The schedule: message i is due at start + i/rate, whatever happened
+	// to the ones before it.
+	start := time.Now()
+	wg.Go(func() {
+		defer close(jobs)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		released := 0
+		for released < total {
+			due := min(total, int(time.Since(start).Seconds()*cfg.Rate)+1)
+			for ; released < due; released++ {
+				jobs <- struct{}{}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	var sendersDone sync.WaitGroup
+	for range cfg.Sessions {
+		sendersDone.Go(func() {
+			s := &sender{addr: d.smtp, from: from, rcpt: "create@" + benchDomain}
+			defer s.close()
+			for range jobs {
+				r := s.send(msg())
+				mu.Lock()
+				fig.Sent++
+				switch {
+				case r.Err == nil:
+					fig.Accepted++
+					acceptLats = append(acceptLats, r.Latency)
+				case r.Deferred:
+					fig.Deferred++
+				default:
+					fig.Errors++
+				}
+				mu.Unlock()
+				if r.Err == nil {
+					tr.add(r.ID, r.Done)
+				}
+			}
+		})
+	}
+	sending := make(chan struct{})
+	go func() {
+		sendersDone.Wait()
+		close(sending)
+	}()
+
+	// Every PollEvery, poll the Batch oldest pending messages once, Pollers
+	// at a time: a round ends when all its answers are in.
+	var polls atomic.Int64
+	pollRound := func(ids []string) {
+		next := make(chan string, len(ids))
+		for _, id := range ids {
+			next <- id
+		}
+		close(next)
+		var round sync.WaitGroup
+		for range min(cfg.Pollers, len(ids)) {
+			round.Go(func() {
+				for id := range next {
+					var m messageJSON
+					err := d.api.get(ctx, "/admin/messages/"+id, &m)
+					polls.Add(1)
+					if err == nil && m.Status != "queued" {
+						tr.markApplied(id, time.Now(), m.Status)
+					}
+				}
+			})
+		}
+		round.Wait()
+	}
+	pollStart := time.Now()
+	var drainUntil time.Time
+	tick := time.NewTicker(cfg.PollEvery)
+	defer tick.Stop()
+	timedOut := false
+poll:
+	for ctx.Err() == nil {
+		pollRound(tr.oldest(cfg.Batch))
+		select {
+		case <-sending:
+			if drainUntil.IsZero() {
+				drainUntil = time.Now().Add(cfg.Drain)
+			}
+			if tr.pendingCount() == 0 {
+				break poll
+			}
+			if time.Now().After(drainUntil) {
+				timedOut = true
+				break poll
+			}
+		default:
+		}
+		prog.Update("open loop: %d accepted, %d applied", tr.addedCount(), tr.appliedCount())
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	pollElapsed := time.Since(pollStart)
+	wg.Wait()
+	<-sending
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.Alive(); err != nil {
+		return nil, err
+	}
+	lats, applied, rejected, last := tr.results()
+	fig.Applied, fig.Rejected = applied, rejected
+	fig.TimedOut = int64(tr.pendingCount())
+	if timedOut {
+		prog.Note("%d messages still queued %v after the last was sent", fig.TimedOut, cfg.Drain)
+	}
+	if applied > 0 {
+		fig.AppliedPerSecond = float64(applied) / last.Sub(start).Seconds()
+	}
+	fig.Latency = latencyOf(lats)
+	fig.AcceptLatency = latencyOf(acceptLats)
+	fig.PollsPerSecond = float64(polls.Load()) / pollElapsed.Seconds()
+	fig.DaemonCores = cpu.Cores()
+	return fig, nil
+}
+
+// tracker holds the accepted messages not yet seen applied, oldest first.
+type tracker struct {
+	mu       sync.Mutex
+	pending  map[string]time.Time // id → when its 250 arrived
+	order    []string             // ids in the order of their 250; applied ones are skipped
+	added    int64
+	lats     []time.Duration
+	applied  int64
+	rejected int64
+	last     time.Time
+}
+
+func newTracker() *tracker { return &tracker{pending: make(map[string]time.Time)} }
+
+func (t *tracker) add(id string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending[id] = at
+	t.order = append(t.order, id)
+	t.added++
+}
+
+func (t *tracker) markApplied(id string, at time.Time, status string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	acked, ok := t.pending[id]
+	if !ok {
+		return // two polls of the same message saw it applied
+	}
+	delete(t.pending, id)
+	t.lats = append(t.lats, at.Sub(acked))
+	t.applied++
+	if status == "rejected" {
+		t.rejected++
+	}
+	if at.After(t.last) {
+		t.last = at
+	}
+}
+
+// oldest returns the k pending messages accepted first. The pipeline
+// works its queues in order, so these are the next to be applied: polling
+// only them keeps the polls (and the CPU they take from the daemon)
+// bounded when a backlog builds up.
+func (t *tracker) oldest(k int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.order) > 0 {
+		if _, ok := t.pending[t.order[0]]; ok {
+			break
+		}
+		t.order = t.order[1:]
+	}
+	var ids []string
+	for _, id := range t.order {
+		if len(ids) == k {
+			break
+		}
+		if _, ok := t.pending[id]; ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (t *tracker) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+func (t *tracker) addedCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.added
+}
+
+func (t *tracker) appliedCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.applied
+}
+
+func (t *tracker) results() ([]time.Duration, int64, int64, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lats, t.applied, t.rejected, t.last
+}
+
+// maxApplied sends REQUESTs over sessions SMTP sessions as fast as the
+// pipeline applies them, keeping at most window accepted but not applied
+// (so the backlog, and the wait for it afterwards, stay bounded), and
+// measures the applied rate from the system event counter.
+func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.Duration, msg func() []byte, from string, prog *progress) (*MaxAppliedFigure, error) {
+	base, err := d.api.systemCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var accepted, applied atomic.Int64
+	mctx, stopMonitor := context.WithCancel(ctx)
+	defer stopMonitor()
+	var monitorErr error
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			c, err := d.api.systemCounts(mctx)
+			if err != nil {
+				if mctx.Err() == nil {
+					monitorErr = err
+				}
+				return
+			}
+			applied.Store(c.Events - base.Events)
+			select {
+			case <-mctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	cpu := startCPU(d.Pid())
+	start := time.Now()
+	deadline := start.Add(dur)
+	var failed atomic.Int64
+	var senders sync.WaitGroup
+	for range sessions {
+		senders.Go(func() {
+			s := &sender{addr: d.smtp, from: from, rcpt: "create@" + benchDomain}
+			defer s.close()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if accepted.Load()-applied.Load() >= int64(window) {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if r := s.send(msg()); r.Err == nil {
+					accepted.Add(1)
+				} else if failed.Add(1) > 100 {
+					return
+				}
+			}
+		})
+	}
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-time.After(500 * time.Millisecond):
+			prog.Update("max applied rate: %d accepted, %d applied", accepted.Load(), applied.Load())
+			done = time.Now().After(deadline)
+		}
+	}
+	end, err := d.api.systemCounts(ctx)
+	elapsed := time.Since(start)
+	cores, used := cpu.Cores(), cpu.Used()
+	senders.Wait()
+	if err != nil {
+		return nil, err
+	}
+	// Let the backlog (at most window messages) apply before what follows.
+	drainUntil := time.Now().Add(60 * time.Second)
+drain:
+	for applied.Load() < accepted.Load() && time.Now().Before(drainUntil) {
+		select {
+		case <-monitorDone: // failed, or ctx ended
+			break drain
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stopMonitor()
+	<-monitorDone
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if monitorErr != nil {
+		return nil, monitorErr
+	}
+	if n := failed.Load(); n > 0 {
+		prog.Note("%d messages were not accepted during the max applied run", n)
+	}
+	f := &MaxAppliedFigure{
+		Sessions:    sessions,
+		Window:      window,
+		Seconds:     elapsed.Seconds(),
+		Accepted:    accepted.Load(),
+		Applied:     end.Events - base.Events,
+		DaemonCores: cores,
+	}
+	f.AppliedPerSecond = float64(f.Applied) / elapsed.Seconds()
+	if f.Applied > 0 {
+		f.CPUPerMsgUS = float64(used.Microseconds()) / float64(f.Applied)
+	}
+	return f, nil
+}

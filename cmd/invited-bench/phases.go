@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/invited/invited/internal/smtptest"
+)
+
+// startRelay starts the SMTP server the daemon relays its outbound mail
+// to; it counts messages and keeps none.
+func startRelay() (*smtptest.Server, error) {
+	return smtptest.Start(smtptest.Options{Discard: true})
+}
+
+// ceilings is step 1.
+func (b *bench) ceilings(ctx context.Context) error {
+	uids := newUIDSource(b.run, "ceiling")
+	msg := func() []byte { return b.tmpl.message(uids.next()) }
+	for _, s := range b.o.Sessions {
+		b.prog.Update("go-smtp, %d sessions", s)
+		f, err := smtpCeiling(ctx, s, time.Duration(b.o.Measure), msg)
+		if err != nil {
+			return err
+		}
+		b.res.Ceilings.SMTP = append(b.res.Ceilings.SMTP, f)
+	}
+	for _, group := range []bool{true, false} {
+		for _, p := range b.o.Producers {
+			b.prog.Update("bbolt, %d producers, group commit %v", p, group)
+			f, err := boltCeiling(ctx, b.work, p, group, time.Duration(b.o.Measure), b.o.MessageBytes)
+			if err != nil {
+				return fmt.Errorf("bbolt ceiling: %w", err)
+			}
+			b.res.Ceilings.Bolt = append(b.res.Ceilings.Bolt, f)
+		}
+	}
+	return nil
+}
+
+// accept measures the durable accept rate, one fresh daemon per session
+// count so that the backlog one level builds up does not slow the next.
+func (b *bench) accept(ctx context.Context) error {
+	relay, err := startRelay()
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
+	uids := newUIDSource(b.run, "accept")
+	msg := func() []byte { return b.tmpl.message(uids.next()) }
+	for _, s := range b.o.Sessions {
+		b.prog.Update("%d sessions", s)
+		f, peak, err := b.acceptOnce(ctx, relay.Addr, s, msg)
+		if err != nil {
+			return err
+		}
+		b.res.Accept = append(b.res.Accept, f)
+		b.acceptPeak = max(b.acceptPeak, peak)
+	}
+	return nil
+}
+
+func (b *bench) acceptOnce(ctx context.Context, relay string, sessions int, msg func() []byte) (AcceptFigure, int64, error) {
+	dir, err := os.MkdirTemp(b.work, "accept-")
+	if err != nil {
+		return AcceptFigure{}, 0, err
+	}
+	defer os.RemoveAll(dir)
+	// The backlog may pass the default high-water mark of 10000 queued
+	// messages, where SMTP answers 451: lift it, the accept rate is measured.
+	d, err := startDaemon(ctx, b.daemonConfig(dir, relay, "--max-inbound", "10000000"))
+	if err != nil {
+		return AcceptFigure{}, 0, err
+	}
+	defer d.kill()
+	cpu := startCPU(d.Pid())
+	r := closedLoop(ctx, d.smtp, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
+	used := cpu.Used()
+	cores := cpu.Cores()
+	if err := ctx.Err(); err != nil {
+		return AcceptFigure{}, 0, err
+	}
+	if err := d.Alive(); err != nil {
+		return AcceptFigure{}, 0, err
+	}
+	if r.OK == 0 {
+		return AcceptFigure{}, 0, fmt.Errorf("accept at %d sessions: nothing accepted: %v\n%s", sessions, r.FirstErr, d.Tail())
+	}
+	if r.Errors > 0 {
+		b.prog.Note("accept at %d sessions: %d errors, first: %v", sessions, r.Errors, r.FirstErr)
+	}
+	peak, _ := procStatus(d.Pid(), "VmHWM")
+	if err := d.stop(15 * time.Second); err != nil {
+		b.warn("accept daemon: %v", err)
+	}
+	f := AcceptFigure{
+		Sessions:     sessions,
+		Accepted:     r.OK,
+		Deferred:     r.Deferred,
+		Errors:       r.Errors,
+		Seconds:      r.Elapsed.Seconds(),
+		PerSecond:    r.Rate(),
+		Latency:      latencyOf(r.Latencies),
+		DaemonCores:  cores,
+		CPUPerMsgUS:  float64(used.Microseconds()) / float64(r.OK),
+		MessageBytes: b.msgBytes,
+	}
+	for _, c := range b.res.Ceilings.SMTP {
+		if c.Sessions == sessions {
+			f.VsSMTP = f.PerSecond / c.PerSecond
+		}
+	}
+	if c, ok := b.boltFor(sessions); ok {
+		f.VsBolt, f.BoltProducers = f.PerSecond/c.PerSecond, c.Producers
+	}
+	return f, max(peak, d.rss.Max()), nil
+}
+
+// boltFor is the group-commit ceiling to compare n concurrent writers
+// with: the smallest producer count at least n, else the largest.
+func (b *bench) boltFor(n int) (BoltFigure, bool) {
+	var best BoltFigure
+	found := false
+	for _, c := range b.res.Ceilings.Bolt {
+		if c.Mode != "group-commit" {
+			continue
+		}
+		better := !found ||
+			(c.Producers >= n && (best.Producers < n || c.Producers < best.Producers)) ||
+			(c.Producers < n && best.Producers < n && c.Producers > best.Producers)
+		if better {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+func (b *bench) warn(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.res.Warnings = append(b.res.Warnings, s)
+	b.prog.Note("warning: %s", s)
+}
+
+// mainDaemon runs steps 3 to 6 against one daemon, whose database grows
+// from step to step.
+func (b *bench) mainDaemon(ctx context.Context) error {
+	relay, err := startRelay()
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
+	dir := filepath.Join(b.work, "main")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		return err
+	}
+	d, err := startDaemon(ctx, b.daemonConfig(dir, relay.Addr))
+	if err != nil {
+		return err
+	}
+	defer d.kill()
+	m := &mainRun{bench: b, d: d, relay: relay, db: filepath.Join(dir, "invited.db")}
+	res := &ResourceFigure{}
+	b.res.Resources = res
+
+	snap0, err := m.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if b.o.runs("e2e") {
+		b.prog.Step(3, totalSteps, fmt.Sprintf("end-to-end at %.0f msg/s for %v", b.o.Rate, time.Duration(b.o.E2E)))
+		if err := m.endToEnd(ctx); err != nil {
+			return err
+		}
+	}
+	// Every event registered so far had its "event created" notice
+	// queued: wait until the relay has them all, so that what follows
+	// starts from a quiet daemon.
+	b.prog.Update("waiting for the event notices to reach the relay")
+	if err := m.settle(ctx); err != nil {
+		return err
+	}
+	snap1, err := m.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	res.EventsAdded = snap1.Events - snap0.Events
+	res.BytesPerEvent, res.PerEventSize = perItem(snap0, snap1, res.EventsAdded)
+
+	if b.o.runs("fanout") {
+		b.prog.Step(4, totalSteps, fmt.Sprintf("invite fan-out of %d", b.o.Invites))
+		uid, err := m.register(ctx, fanoutOrganizer, "fanout")
+		if err != nil {
+			return err
+		}
+		if b.res.Fanout, err = fanout(ctx, d, relay, uid, "fanout", b.o.Invites, b.prog); err != nil {
+			return err
+		}
+		m.invited += b.o.Invites
+	}
+	if b.o.runs("reads") {
+		b.prog.Step(5, totalSteps, fmt.Sprintf("HTTP reads, after seeding events of %d and %d attendees", b.o.Small, b.o.Big))
+		if err := m.reads(ctx); err != nil {
+			return err
+		}
+	}
+
+	b.prog.Step(6, totalSteps, "memory and disk")
+	if err := m.settle(ctx); err != nil {
+		return err
+	}
+	snap2, err := m.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	res.Attendees = snap2.Attendees - snap1.Attendees
+	res.BytesPerAtt, res.PerAttSize = perItem(snap1, snap2, res.Attendees)
+	res.PeakRSS, _ = procStatus(d.Pid(), "VmHWM")
+	res.MaxSampledRSS = d.rss.Max()
+	res.MaxAnon, res.MaxFile = d.rss.MaxParts()
+	res.AcceptPeakRSS = b.acceptPeak
+	if err := d.stop(30 * time.Second); err != nil {
+		b.warn("%v", err)
+	}
+	res.DBSize, res.DBAllocated, err = fileSize(m.db)
+	if err != nil {
+		return err
+	}
+	if res.Buckets, res.BucketsInUse, err = bucketUsage(m.db); err != nil {
+		b.warn("reading the database after the run: %v", err)
+	}
+	return nil
+}
+
+// mainRun is the state of steps 3 to 6.
+type mainRun struct {
+	*bench
+	d       *daemon
+	relay   *smtptest.Server
+	db      string
+	invited int // invitations posted, each one message to the relay
+}
+
+func (m *mainRun) snapshot(ctx context.Context) (diskSnapshot, error) {
+	c, err := m.d.api.systemCounts(ctx)
+	if err != nil {
+		return diskSnapshot{}, err
+	}
+	size, alloc, err := fileSize(m.db)
+	return diskSnapshot{Size: size, Allocated: alloc, Events: c.Events, Attendees: c.AttendeeCount}, err
+}
+
+// settle waits until the relay has one notice per registered event and
+// every invitation posted.
+func (m *mainRun) settle(ctx context.Context) error {
+	c, err := m.d.api.systemCounts(ctx)
+	if err != nil {
+		return err
+	}
+	want := int(c.Events) + m.invited
+	if err := waitRelay(ctx, m.relay, want, 2*time.Minute, m.prog, "settling"); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		m.warn("%v: figures that follow ran with outbound mail still queued", err)
+	}
+	return nil
+}
+
+// register registers an event of organizer and waits for its notice.
+func (m *mainRun) register(ctx context.Context, organizer, name string) (string, error) {
+	tmpl, err := loadTemplate(m.o.Testdata, organizer, m.o.MessageBytes)
+	if err != nil {
+		return "", err
+	}
+	uid, err := registerEvent(ctx, m.d, tmpl, organizer, fmt.Sprintf("bench-%s-%s@example.org", m.run, name))
+	if err != nil {
+		return "", err
+	}
+	return uid, m.settle(ctx)
+}
+
+func (m *mainRun) endToEnd(ctx context.Context) error {
+	uids := newUIDSource(m.run, "e2e")
+	msg := func() []byte { return m.tmpl.message(uids.next()) }
+	fig, err := openLoop(ctx, m.d, e2eConfig{
+		Rate:      m.o.Rate,
+		Duration:  time.Duration(m.o.E2E),
+		Sessions:  m.o.E2ESessions,
+		PollEvery: time.Duration(m.o.PollEvery),
+		Pollers:   m.o.Pollers,
+		Batch:     m.o.PollBatch,
+		Drain:     30 * time.Second,
+	}, msg, loadOrganizer, m.prog)
+	if err != nil {
+		return err
+	}
+	m.res.EndToEnd = fig
+	m.prog.Note("open loop: %d applied, p50 %.1f ms, p99 %.1f ms", fig.Applied, fig.Latency.P50, fig.Latency.P99)
+	m.prog.Update("max applied rate, %d sessions", m.o.E2ESessions)
+	mx, err := maxApplied(ctx, m.d, m.o.E2ESessions, m.o.Window, time.Duration(m.o.E2E), msg, loadOrganizer, m.prog)
+	if err != nil {
+		return err
+	}
+	for _, a := range m.res.Accept {
+		mx.AcceptPerSecond = max(mx.AcceptPerSecond, a.PerSecond)
+	}
+	if mx.AcceptPerSecond > 0 {
+		mx.RatioToAccept = mx.AppliedPerSecond / mx.AcceptPerSecond
+	}
+	fig.Max = mx
+	return nil
+}
+
+func (m *mainRun) reads(ctx context.Context) error {
+	small, err := m.register(ctx, smallOrganizer, "small")
+	if err != nil {
+		return err
+	}
+	if _, err := fanout(ctx, m.d, m.relay, small, "small", m.o.Small, m.prog); err != nil {
+		return err
+	}
+	m.invited += m.o.Small
+	big, err := m.register(ctx, bigOrganizer, "big")
+	if err != nil {
+		return err
+	}
+	seed, err := fanout(ctx, m.d, m.relay, big, "big", m.o.Big, m.prog)
+	if err != nil {
+		return err
+	}
+	m.invited += m.o.Big
+	if m.res.Fanout != nil {
+		m.res.Fanout.Seed = seed
+	} else {
+		m.res.Fanout = &FanoutFigure{Seed: seed}
+	}
+	c, err := m.d.api.systemCounts(ctx)
+	if err != nil {
+		return err
+	}
+	var loadEvents countsJSON
+	if err := m.d.api.get(ctx, "/organizer/"+url.PathEscape(loadOrganizer)+"/statistics", &loadEvents); err != nil {
+		return err
+	}
+	reads := []ReadFigure{
+		{What: fmt.Sprintf("statistics, event of %d", m.o.Small), Path: "/event/" + small + "/statistics", Attendees: m.o.Small},
+		{What: fmt.Sprintf("statistics, event of %d", m.o.Big), Path: "/event/" + big + "/statistics", Attendees: m.o.Big},
+		{What: fmt.Sprintf("organizer events, event of %d", m.o.Small), Path: "/organizer/" + smallOrganizer + "/events?limit=50", Attendees: m.o.Small, Events: 1},
+		{What: fmt.Sprintf("organizer events, event of %d", m.o.Big), Path: "/organizer/" + bigOrganizer + "/events?limit=50", Attendees: m.o.Big, Events: 1},
+		{What: fmt.Sprintf("organizer events, %d events", loadEvents.Events), Path: "/organizer/" + loadOrganizer + "/events?limit=50", Events: loadEvents.Events},
+		{What: "attendees page, event of " + fmt.Sprint(m.o.Big), Path: "/event/" + big + "/attendees?limit=50", Attendees: m.o.Big},
+		{What: fmt.Sprintf("system statistics, %d events", c.Events), Path: "/system/statistics", Events: c.Events},
+	}
+	for i := range reads {
+		r := &reads[i]
+		m.prog.Update("GET %s", r.Path)
+		r.Requests = m.o.Reads
+		if r.Latency, r.Bytes, err = readLatency(ctx, m.d.api, r.Path, m.o.Reads); err != nil {
+			return err
+		}
+	}
+	m.res.Reads = reads
+	return nil
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// rssSampler reads the resident set of a process periodically and keeps
+// the largest values: in all (VmRSS), of anonymous memory (RssAnon: the Go
+// heap and stacks) and of mapped files (RssFile: mostly the bbolt mmap).
+type rssSampler struct {
+	mu              sync.Mutex
+	rss, anon, file int64
+}
+
+func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSampler {
+	s := &rssSampler{}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			rss, err1 := procStatus(pid, "VmRSS")
+			anon, err2 := procStatus(pid, "RssAnon")
+			file, err3 := procStatus(pid, "RssFile")
+			if errors.Join(err1, err2, err3) == nil {
+				s.mu.Lock()
+				s.rss, s.anon, s.file = max(s.rss, rss), max(s.anon, anon), max(s.file, file)
+				s.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Max is the largest VmRSS seen, in bytes.
+func (s *rssSampler) Max() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rss
+}
+
+// MaxParts are the largest RssAnon and RssFile seen, in bytes.
+func (s *rssSampler) MaxParts() (anon, file int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.anon, s.file
+}
+
+// procStatus reads a "kB" field of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// procCPU is the CPU time (user+system) process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, which is 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// cpuMeter measures a process's CPU use over an interval.
+type cpuMeter struct {
+	pid   int
+	cpu0  time.Duration
+	wall0 time.Time
+}
+
+func startCPU(pid int) cpuMeter {
+	c, _ := procCPU(pid)
+	return cpuMeter{pid: pid, cpu0: c, wall0: time.Now()}
+}
+
+// Cores is the average number of cores used since start.
+func (m cpuMeter) Cores() float64 {
+	c, err := procCPU(m.pid)
+	if err != nil {
+		return 0
+	}
+	return (c - m.cpu0).Seconds() / time.Since(m.wall0).Seconds()
+}
+
+// Used is the CPU time used since start.
+func (m cpuMeter) Used() time.Duration {
+	c, err := procCPU(m.pid)
+	if err != nil {
+		return 0
+	}
+	return c - m.cpu0
+}
+
+// fileSize returns the apparent size and the bytes allocated on disk of
+// path (bbolt grows its file sparsely, so the two differ).
+func fileSize(path string) (size, allocated int64, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	return fi.Size(), allocatedBytes(fi), nil
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// requestTemplate is a real Gmail invitation (testdata/imip) made into a
+// template: each message gets its own UID and Message-ID, the organizer
+// is chosen per load, and the text part is padded to the wanted size.
+type requestTemplate struct {
+	head, mid, tail []byte // head UID mid MSGID tail
+}
+
+const (
+	templateFile = "google-request-inline-textcalendar.eml"
+	templateUID  = "69d4c40b4a274636bf23517938df9673@example.org"
+	templateOrg  = "alice@example.org"
+	templateMsg  = "<imip-testing-1234@example.org>"
+	templateText = "SW1pcCBUZXN0aW5nICh0ZXh0L3BsYWluKQo="
+)
+
+// loadTemplate reads the request from dir and sizes it to about size bytes
+// with organizer as the ORGANIZER and From.
+func loadTemplate(dir, organizer string, size int) (*requestTemplate, error) {
+	b, err := os.ReadFile(filepath.Join(dir, templateFile))
+	if err != nil {
+		return nil, err
+	}
+	s := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", "\r\n")
+	for _, must := range []string{templateUID, templateOrg, templateMsg, templateText} {
+		if !strings.Contains(s, must) {
+			return nil, fmt.Errorf("%s: no %q in it", templateFile, must)
+		}
+	}
+	s = strings.ReplaceAll(s, templateOrg, organizer)
+	s = strings.Replace(s, templateMsg, "<\x01>", 1)
+	s = strings.Replace(s, templateUID, "\x00", 1)
+	// Pad the base64 text/plain part: the size of a real client's
+	// invitation comes mostly from its text and HTML bodies.
+	uidLen, msgLen := len("bench-000000-0000000@example.org"), len("bench-000000-0000000@bench.invalid")
+	base := len(s) - len(templateText) - 2 + uidLen + msgLen
+	text := "Imip Testing (text/plain)\n"
+	for pad := ""; ; pad += "Benchmark padding line, as long as a line of an invitation's text part.\n" {
+		enc := wrap76(base64.StdEncoding.EncodeToString([]byte(text + pad)))
+		if base+len(enc) >= size || len(pad) > 1<<20 {
+			s = strings.Replace(s, templateText, enc, 1)
+			break
+		}
+	}
+	head, rest, _ := strings.Cut(s, "<\x01>")
+	msgID, tail, _ := strings.Cut(rest, "\x00")
+	// The Message-ID comes before the UID in the file.
+	return &requestTemplate{head: []byte(head + "<"), mid: []byte(">" + msgID), tail: []byte(tail)}, nil
+}
+
+func wrap76(s string) string {
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76])
+		b.WriteString("\r\n")
+		s = s[76:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// message returns the message with calendar UID uid.
+func (t *requestTemplate) message(uid string) []byte {
+	out := make([]byte, 0, len(t.head)+len(t.mid)+len(t.tail)+2*len(uid)+16)
+	out = append(out, t.head...)
+	out = append(out, uid...)
+	out = append(out, ".msg"...)
+	out = append(out, t.mid...)
+	out = append(out, uid...)
+	out = append(out, t.tail...)
+	return out
+}
+
+// uidSource hands out calendar UIDs unique to this run.
+type uidSource struct {
+	prefix string
+	n      atomic.Int64
+}
+
+func newUIDSource(run, phase string) *uidSource {
+	return &uidSource{prefix: "bench-" + run + "-" + phase + "-"}
+}
+
+func (u *uidSource) next() string {
+	return fmt.Sprintf("%s%07d@example.org", u.prefix, u.n.Add(1))
+}
+
+// sender is one SMTP session reused for many messages.
+type sender struct {
+	addr string
+	from string
+	rcpt string
+	c    *smtp.Client
+}
+
+// sendResult is the outcome of one message.
+type sendResult struct {
+	ID       string        // queue id from the 250 answer, if any
+	Latency  time.Duration // MAIL to the answer of DATA
+	Done     time.Time     // when the 250 arrived
+	Deferred bool          // a 4xx answer
+	Err      error         // any failure, including Deferred
+}
+
+// send delivers msg, redialing once if the session broke.
+func (s *sender) send(msg []byte) sendResult {
+	start := time.Now()
+	id, err := s.try(msg)
+	var se *smtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		// A broken connection: start a new session and try once more.
+		s.close()
+		start = time.Now()
+		id, err = s.try(msg)
+	}
+	r := sendResult{ID: id, Latency: time.Since(start), Done: time.Now(), Err: err}
+	if errors.As(err, &se) && se.Code/100 == 4 {
+		r.Deferred = true
+	}
+	if err != nil && !errors.As(err, &se) {
+		s.close()
+	}
+	return r
+}
+
+func (s *sender) try(msg []byte) (string, error) {
+	if s.c == nil {
+		c, err := smtp.Dial(s.addr)
+		if err != nil {
+			return "", err
+		}
+		if err := c.Hello("bench.example"); err != nil {
+			c.Close()
+			return "", err
+		}
+		s.c = c
+	}
+	if err := s.c.Mail(s.from, nil); err != nil {
+		return "", s.abort(err)
+	}
+	if err := s.c.Rcpt(s.rcpt, nil); err != nil {
+		return "", s.abort(err)
+	}
+	w, err := s.c.Data()
+	if err != nil {
+		return "", s.abort(err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return "", err
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", err
+	}
+	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
+	return strings.TrimSpace(id), nil
+}
+
+// abort resets the transaction after a refused command, keeping the
+// session.
+func (s *sender) abort(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		_ = s.c.Reset()
+	}
+	return err
+}
+
+func (s *sender) close() {
+	if s.c != nil {
+		_ = s.c.Quit()
+		s.c.Close()
+		s.c = nil
+	}
+}
+
+// loadResult sums up a closed-loop SMTP run.
+type loadResult struct {
+	Sessions  int
+	Elapsed   time.Duration
+	OK        int64
+	Deferred  int64
+	Errors    int64
+	FirstErr  error
+	Latencies []time.Duration // of the messages answered 250
+	IDs       []string
+}
+
+// Rate is messages answered 250 per second.
+func (r loadResult) Rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
+
+// closedLoop sends messages as fast as possible over sessions concurrent
+// SMTP sessions for d (after a short warm-up that opens the sessions),
+// each session waiting for one answer before sending the next message.
+func closedLoop(ctx context.Context, addr, from, rcpt string, sessions int, d time.Duration,
+	msg func() []byte, keepIDs bool) loadResult {
+	var (
+		mu      sync.Mutex
+		res     = loadResult{Sessions: sessions}
+		ready   sync.WaitGroup
+		startCh = make(chan struct{})
+		wg      sync.WaitGroup
+	)
+	var deadline time.Time
+	ready.Add(sessions)
+	for range sessions {
+		wg.Go(func() {
+			s := &sender{addr: addr, from: from, rcpt: rcpt}
+			defer s.close()
+			// Warm-up: open the session with one message not counted.
+			s.send(msg())
+			ready.Done()
+			<-startCh
+			var lats []time.Duration
+			var ids []string
+			var ok, deferred, failed int64
+			var firstErr error
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				r := s.send(msg())
+				switch {
+				case r.Err == nil:
+					ok++
+					lats = append(lats, r.Latency)
+					if keepIDs {
+						ids = append(ids, r.ID)
+					}
+				case r.Deferred:
+					deferred++
+				default:
+					failed++
+					if firstErr == nil {
+						firstErr = r.Err
+					}
+					if failed > 100 {
+						return
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.OK += ok
+			res.Deferred += deferred
+			res.Errors += failed
+			if res.FirstErr == nil {
+				res.FirstErr = firstErr
+			}
+			res.Latencies = append(res.Latencies, lats...)
+			res.IDs = append(res.IDs, ids...)
+		})
+	}
+	ready.Wait()
+	start := time.Now()
+	deadline = start.Add(d)
+	close(startCh)
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	return res
+}
