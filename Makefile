@@ -43,8 +43,12 @@ fuzz:
 	  done; \
 	done
 
+# Go benchmarks of the hot paths, then the daemon under load against the
+# machine's own ceilings (cmd/invited-bench; a few minutes; BENCHFLAGS=-quick
+# for a short run). Figures go to bench.json too.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./store ./itip
+	$(GO) run ./cmd/invited-bench -out bench.json $(BENCHFLAGS)
 
 clean:
 	rm -rf bin
