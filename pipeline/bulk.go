@@ -54,7 +54,7 @@ func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error)
 	if err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(message); return err }); err != nil {
 		return nil, err
 	}
-	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
+	msg, err := itip.ReadMessage(bytes.NewReader(raw), p.cfg.MIME)
 	if err != nil && !errors.Is(err, itip.ErrNoCalendar) {
 		return nil, reject("the message cannot be read: %v", err)
 	}

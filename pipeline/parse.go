@@ -141,7 +141,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		}, nil
 	}
 
-	msg, err := itip.ReadMessage(bytes.NewReader(raw), itip.Limits{})
+	msg, err := itip.ReadMessage(bytes.NewReader(raw), p.cfg.MIME)
 	switch {
 	case err == nil, errors.Is(err, itip.ErrNoCalendar) && bulk:
 	case errors.Is(err, itip.ErrLimit):

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/invited/invited/itip"
 	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
@@ -83,6 +84,10 @@ type Config struct {
 	// UpgradeURL is where organizers buy a subscription, named in the
 	// event limit notice (default none: "contact the administrator").
 	UpgradeURL string
+	// MIME bounds reading inbound messages: nesting depth, parts, decoded
+	// size of a calendar or CSV part (zero fields: itip's defaults, 10, 200
+	// and 5 MiB).
+	MIME itip.Limits
 	// DomainRate is how many messages a second go to one recipient domain
 	// (default 50; negative: no limit); a 4xx answer pauses that domain
 	// from Backoff, doubling, up to MaxBackoff.

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
 )
 
@@ -452,5 +453,20 @@ func TestSend_DomainPausedAfter4xx(t *testing.T) {
 	})
 	if rec == nil || rec.Attempts != 3 {
 		t.Errorf("send record %+v: want delivered at the third attempt, pauses not counted", rec)
+	}
+}
+
+// TestMIMELimits: the configured MIME limits bite with a clear reason.
+func TestMIMELimits(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.MIME = itip.Limits{MaxParts: 5, MaxDepth: 3} })
+	var parts strings.Builder
+	parts.WriteString("From: " + organizerAddr + "\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n")
+	for range 8 {
+		parts.WriteString("--zz\r\nContent-Type: text/plain\r\n\r\nx\r\n")
+	}
+	parts.WriteString("--zz--\r\n")
+	m := h.outcome(h.accept(organizerAddr, "create@"+domain, []byte(parts.String())))
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "parts") {
+		t.Errorf("8 parts with a limit of 5: %s %q", m.Status, lastNote(m))
 	}
 }

@@ -1,6 +1,7 @@
 package smtpd_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -289,5 +290,32 @@ func eventuallyDial(t *testing.T, addr string) {
 			t.Fatalf("no connection let in after the others closed: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDataTimeout(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{DataTimeout: 200 * time.Millisecond}, 0)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<create@invite.test>\r\nDATA\r\nSubject: slow\r\n")
+	// The server gives up on the DATA and answers 4xx.
+	r := bufio.NewReader(conn)
+	var got []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stalled DATA got %q and %v, want a 4xx", got, err)
+		}
+		got = append(got, line)
+		if strings.HasPrefix(line, "451 ") || strings.HasPrefix(line, "421 ") {
+			break
+		}
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 0 {
+		t.Errorf("a message cut short was queued")
 	}
 }

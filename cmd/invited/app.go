@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/invited/invited/httpapi"
+	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/pipeline"
 	"github.com/invited/invited/senderauth"
@@ -121,6 +122,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		InviteLimit:  cfg.InviteLimit,
 		MaxBulkRows:  cfg.MaxBulkRows,
 		DomainRate:   cfg.SendRatePerDomain,
+		MIME:         itip.Limits{MaxDepth: cfg.MaxMIMEDepth, MaxParts: cfg.MaxMIMEParts, MaxPartBytes: cfg.MaxPartBytes},
 		Auth:         checker,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
@@ -148,6 +150,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		MaxMessageBytes:    cfg.MaxMessageBytes,
 		MaxRecipients:      cfg.MaxRecipients,
 		MaxHeaderBytes:     cfg.MaxHeaderBytes,
+		DataTimeout:        time.Duration(cfg.DataTimeout),
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
 		MaxMessagesPerConn: cfg.MaxMessagesPerConn,
 		ReadTimeout:        time.Duration(cfg.SMTPTimeout),

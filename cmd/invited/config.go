@@ -48,10 +48,14 @@ type Config struct {
 	InviteLimit int `toml:"invite_limit"`
 	MaxBulkRows int `toml:"max_bulk_rows"`
 
-	MaxMessageBytes    int64 `toml:"max_message_bytes"`
-	MaxHeaderBytes     int   `toml:"max_header_bytes"`
-	MaxConnsPerIP      int   `toml:"max_conns_per_ip"`
-	MaxMessagesPerConn int   `toml:"max_messages_per_conn"`
+	MaxMessageBytes    int64    `toml:"max_message_bytes"`
+	MaxHeaderBytes     int      `toml:"max_header_bytes"`
+	MaxMIMEDepth       int      `toml:"max_mime_depth"`
+	MaxMIMEParts       int      `toml:"max_mime_parts"`
+	MaxPartBytes       int64    `toml:"max_part_bytes"`
+	DataTimeout        Duration `toml:"data_timeout"`
+	MaxConnsPerIP      int      `toml:"max_conns_per_ip"`
+	MaxMessagesPerConn int      `toml:"max_messages_per_conn"`
 
 	SendRatePerDomain  float64 `toml:"send_rate_per_domain"`
 	InviteRateIP       Rate    `toml:"invite_rate_ip"`
@@ -84,6 +88,10 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		MaxMessageBytes:    10 << 20,
 		MaxHeaderBytes:     64 << 10,
+		MaxMIMEDepth:       10,
+		MaxMIMEParts:       200,
+		MaxPartBytes:       5 << 20,
+		DataTimeout:        Duration(10 * time.Minute),
 		MaxConnsPerIP:      20,
 		MaxMessagesPerConn: 100,
 		SendRatePerDomain:  50,
@@ -142,6 +150,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.MaxMIMEDepth < 1 || c.MaxMIMEParts < 1 || c.MaxPartBytes < 1024 || c.DataTimeout <= 0 {
+		errs = append(errs, errors.New("max-mime-depth, max-mime-parts, max-part-bytes (at least 1024) and data-timeout must be positive"))
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxConnsPerIP < 1 || c.MaxMessagesPerConn < 1 {
 		errs = append(errs, errors.New("max-header-bytes (at least 1024), max-conns-per-ip and max-messages-per-conn must be positive"))
@@ -224,6 +235,10 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest message header accepted, in `bytes` [INVITED_MAX_HEADER_BYTES]")
+	fs.IntVar(&c.MaxMIMEDepth, "max-mime-depth", c.MaxMIMEDepth, "multipart `levels` a message may nest [INVITED_MAX_MIME_DEPTH]")
+	fs.IntVar(&c.MaxMIMEParts, "max-mime-parts", c.MaxMIMEParts, "MIME `parts` a message may have [INVITED_MAX_MIME_PARTS]")
+	fs.Int64Var(&c.MaxPartBytes, "max-part-bytes", c.MaxPartBytes, "decoded `bytes` of a calendar or CSV part [INVITED_MAX_PART_BYTES]")
+	fs.Func("data-timeout", "how long a message's DATA may take (default 10m) [INVITED_DATA_TIMEOUT]", durationFlag(&c.DataTimeout))
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "SMTP `connections` open at once from one address [INVITED_MAX_CONNS_PER_IP]")
 	fs.IntVar(&c.MaxMessagesPerConn, "max-messages-per-conn", c.MaxMessagesPerConn, "`messages` on one SMTP connection [INVITED_MAX_MESSAGES_PER_CONN]")
 	fs.Float64Var(&c.SendRatePerDomain, "send-rate-per-domain", c.SendRatePerDomain, "`messages` a second to one recipient domain; negative: no limit [INVITED_SEND_RATE_PER_DOMAIN]")
