@@ -129,6 +129,13 @@ func (h *Handler) attendees(w http.ResponseWriter, r *http.Request, e *store.Eve
 
 func (h *Handler) organizerEvents(w http.ResponseWriter, r *http.Request) {
 	org := strings.ToLower(r.PathValue("organizer"))
+	h.listEvents(w, r, func(tx *store.Tx, cursor string, limit int) ([]*store.Event, string, error) {
+		return tx.OrganizerEvents(org, cursor, limit)
+	})
+}
+
+// listEvents answers one page of an event index: {"events": […], "next"}.
+func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request, list func(tx *store.Tx, cursor string, limit int) ([]*store.Event, string, error)) {
 	limit, ok := h.limit(w, r)
 	if !ok {
 		return
@@ -138,7 +145,7 @@ func (h *Handler) organizerEvents(w http.ResponseWriter, r *http.Request) {
 		next string
 	)
 	err := h.db.View(func(tx *store.Tx) (err error) {
-		evs, next, err = tx.OrganizerEvents(org, r.URL.Query().Get("cursor"), limit)
+		evs, next, err = list(tx, r.URL.Query().Get("cursor"), limit)
 		return err
 	})
 	if err != nil {

@@ -60,23 +60,7 @@ func (h *Handler) systemStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) systemEvents(w http.ResponseWriter, r *http.Request) {
-	limit, ok := h.limit(w, r)
-	if !ok {
-		return
-	}
-	var (
-		evs  []*store.Event
-		next string
-	)
-	err := h.db.View(func(tx *store.Tx) (err error) {
-		evs, next, err = tx.SystemEvents(r.URL.Query().Get("cursor"), limit)
-		return err
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": eventsJSON(evs), "next": next})
+	h.listEvents(w, r, (*store.Tx).SystemEvents)
 }
 
 func eventsJSON(evs []*store.Event) []eventJSON {
