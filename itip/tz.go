@@ -69,12 +69,20 @@ func loadIANA(name string) (*time.Location, bool) {
 	if name == "" || name == "Local" || strings.ContainsAny(name, " \\:") || strings.Contains(name, "..") || name[0] == '/' {
 		return nil, false
 	}
+	if loc, ok := ianaCache.Load(name); ok {
+		return loc.(*time.Location), true
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, false
 	}
+	ianaCache.Store(name, loc)
 	return loc, true
 }
+
+// ianaCache keeps the zones loaded (time.LoadLocation parses the zone data
+// on every call). Only names found are kept: the zone database bounds it.
+var ianaCache sync.Map
 
 // transition is one change of UTC offset.
 type transition struct {

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/invited/invited/itip"
@@ -189,6 +190,9 @@ type Pipeline struct {
 	log    *slog.Logger
 	stages map[string]*stage
 	sends  *throttle
+
+	dataCache    sync.Map // see eventData
+	dataCacheLen atomic.Int64
 }
 
 // stage is one queue and how its jobs are handled.

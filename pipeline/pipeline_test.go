@@ -178,6 +178,18 @@ func (h *harness) noticesOf(template string, n int) []smtptest.Message {
 	return msgs
 }
 
+// attempts is how many times the queued send job of kind has failed (-1
+// if there is none).
+func (h *harness) attempts(kind string) int {
+	jobs, _, _ := h.db.Due(StageSend, time.Now().Add(time.Hour), 100, nil)
+	for _, j := range jobs {
+		if j.Kind == kind {
+			return j.Attempts
+		}
+	}
+	return -1
+}
+
 func (h *harness) filter(notices bool) []smtptest.Message {
 	var out []smtptest.Message
 	for _, m := range h.relay.Messages() {
@@ -692,6 +704,11 @@ func TestUpdateThenOccurrenceCancel(t *testing.T) {
 	if m := h.outcome(h.accept("foobar@nilas.com", "create@"+domain, wrap("foobar@nilas.com", "CANCEL", cancel))); m.Status != store.MessageProcessed {
 		t.Fatalf("cancel: %+v", m.Notes)
 	}
+	// An attempt that read the event before the cancel may still be under
+	// way: let the update fail twice more, so the one that succeeds began
+	// after the cancel.
+	seen := h.attempts(kindUpdate)
+	h.eventually("two more attempts at the update", func() bool { return h.attempts(kindUpdate) >= seen+2 })
 	down.Store(false)
 	msgs := h.wait(3)
 	var methods []string

@@ -65,7 +65,7 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 		p.log.Debug("not sending", "kind", s.Kind, "uid", s.UID, "to", s.Email, "why", why)
 		return nil, nil
 	}
-	d, err := loadData(e)
+	d, err := p.eventData(e)
 	if err != nil {
 		return nil, err
 	}
@@ -257,3 +257,26 @@ func (p *Pipeline) deliver(ctx context.Context, from, to string, msg []byte) err
 	}
 	return err
 }
+
+// eventData is loadData through a small cache: a fan-out renders the same
+// event for every attendee. Entries are keyed by what changes when the
+// event does, and are only read.
+func (p *Pipeline) eventData(e *store.Event) (*eventData, error) {
+	key := fmt.Sprintf("%s\x00%d\x00%d", e.UID, e.Sequence, e.LastModified.UnixNano())
+	if d, ok := p.dataCache.Load(key); ok {
+		return d.(*eventData), nil
+	}
+	d, err := loadData(e)
+	if err != nil {
+		return nil, err
+	}
+	if p.dataCacheLen.Add(1) > maxDataCache {
+		p.dataCache.Clear()
+		p.dataCacheLen.Store(1)
+	}
+	p.dataCache.Store(key, d)
+	return d, nil
+}
+
+// maxDataCache bounds the events whose data is kept decoded.
+const maxDataCache = 256
