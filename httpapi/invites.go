@@ -56,9 +56,11 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errs[0].Error())
 		return
 	}
-	if to, ok := h.landing(q.Get("landing"), h.organizerHosts(uid)); ok {
-		http.Redirect(w, r, to, http.StatusFound)
-		return
+	if landing := q.Get("landing"); landing != "" {
+		if to, ok := h.landing(landing, h.organizerHosts(uid)); ok {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued", "uid": uid, "email": email})
 }
@@ -83,9 +85,6 @@ func (h *Handler) organizerHosts(uid string) []string {
 // landing returns the landing page to redirect to, if its host is allowed
 // by the configuration or for the organizer (never an open redirect).
 func (h *Handler) landing(s string, organizerHosts []string) (string, bool) {
-	if s == "" {
-		return "", false
-	}
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
 	}

@@ -192,16 +192,6 @@ func (d *eventData) cancelOccurrence(rid itip.Time) bool {
 	return true
 }
 
-// outbound is one rendered message for one attendee.
-type outbound struct {
-	Calendar *itip.Calendar
-	Subject  string
-	Summary  string
-	When     string
-	Location string
-	Desc     string
-}
-
 // render builds the calendar we send to attendee a for a job of kind.
 func (p *Pipeline) render(e *store.Event, d *eventData, a *store.Attendee, kind string, rid *itip.Time, now time.Time) *itip.Calendar {
 	org := itip.Address{Email: p.replyAddress(a.Tag), Name: e.OrganizerName}

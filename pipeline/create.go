@@ -38,12 +38,6 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return nil, err
 		}
 		return func(tx *store.Tx) error { return p.applyReply(tx, j, c) }, nil
-	case kindInvite:
-		in, err := decode[inviteJob](j)
-		if err != nil {
-			return nil, err
-		}
-		return func(tx *store.Tx) error { return p.applyInvite(tx, j, in) }, nil
 	case kindBulk:
 		return p.createBulk(ctx, j)
 	}
@@ -339,28 +333,6 @@ func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 	return p.processed(tx, j, "%s: %s → %s for event %s", email, old, status, e.UID)
 }
 
-// applyInvite records a new attendee and queues their invite.
-func (p *Pipeline) applyInvite(tx *store.Tx, j *store.Job, in *inviteJob) error {
-	now := p.cfg.Now()
-	e, err := tx.Event(in.UID)
-	if errors.Is(err, store.ErrNotFound) {
-		return reject("unknown event %q", in.UID)
-	} else if err != nil {
-		return err
-	}
-	if e.Status == store.StatusCancelled {
-		return reject("event %s is cancelled", e.UID)
-	}
-	if err := p.mayInvite(tx, e, in.Email, now, 0); err != nil {
-		return err
-	}
-	origin := in.Origin
-	if origin == "" {
-		origin = store.OriginAPI
-	}
-	return p.addInvitee(tx, j, e, in.Email, in.Name, origin, now)
-}
-
 // unsent reports whether a's invite never went out and failed for good.
 func unsent(a *store.Attendee) bool {
 	return a.Sent.IsZero() && a.SendError != "" && a.Origin != store.OriginShared
@@ -407,7 +379,7 @@ func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, emai
 //
 // An attendee whose invite never went out (the relay refused it, or the
 // organizer was suspended when it was due) may be invited again: that
-// is not a new attendee, see resend.
+// is not a new attendee, see putInvitee.
 func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now time.Time, pending int) error {
 	if a, err := tx.Attendee(e.UID, email); err == nil {
 		if !unsent(a) {

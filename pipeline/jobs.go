@@ -16,7 +16,7 @@ const (
 	kindRequest = "request" // verify, create: an organizer's REQUEST
 	kindCancel  = "cancel"  // verify, create: an organizer's CANCEL; stage, send: cancel to attendees
 	kindReply   = "reply"   // verify, create: an attendee's REPLY, COUNTER or REFRESH
-	kindInvite  = "invite"  // verify, create, send: invite one attendee
+	kindInvite  = "invite"  // send: invite one attendee
 	kindUpdate  = "update"  // stage, send: send the updated event
 	kindNotify  = "notify"  // send: a notification to an organizer
 	kindBulk    = "bulk"    // verify, create: a CSV of invites mailed to bulk@
@@ -38,14 +38,6 @@ type commandJob struct {
 	// Set by verify for replies: the event and the attendee answering.
 	UID      string        `json:"uid,omitempty"`
 	Attendee itip.Attendee `json:"attendee,omitzero"`
-}
-
-// inviteJob invites one attendee.
-type inviteJob struct {
-	UID    string `json:"uid"`
-	Email  string `json:"email"`
-	Name   string `json:"name,omitempty"`
-	Origin string `json:"origin,omitempty"`
 }
 
 // fanoutJob sends an update or a cancel to every attendee of an event, a

@@ -26,9 +26,10 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 		return nil, err
 	}
 	var (
-		e   *store.Event
-		a   *store.Attendee
-		org *store.Organizer
+		e       *store.Event
+		a       *store.Attendee
+		org     *store.Organizer
+		blocked bool
 	)
 	err = p.db.View(func(tx *store.Tx) (err error) {
 		if e, err = tx.Event(s.UID); err != nil {
@@ -37,6 +38,7 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 		if a, err = tx.Attendee(s.UID, s.Email); err != nil {
 			return err
 		}
+		blocked = tx.Blocked(a.Email, e.OrganizerEmail)
 		org, err = tx.OrganizerOrNew(e.OrganizerEmail, e.Created)
 		return err
 	})
@@ -45,7 +47,7 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 	} else if err != nil {
 		return nil, err
 	}
-	if s.Kind != kindCancel && p.blocked(a.Email, org.Email) {
+	if s.Kind != kindCancel && blocked {
 		return nil, reject("%s has unsubscribed from %s's invites: %s not sent", a.Email, org.Email, s.Kind)
 	}
 	if org.Suspended && s.Kind != kindCancel {
@@ -231,13 +233,6 @@ func when(ev itip.Event) string {
 		s += ", repeating"
 	}
 	return s + " (" + zone + ")"
-}
-
-// blocked reports whether attendee has blocked organizer.
-func (p *Pipeline) blocked(attendee, organizer string) bool {
-	var b bool
-	p.db.View(func(tx *store.Tx) error { b = tx.Blocked(attendee, organizer); return nil })
-	return b
 }
 
 // deliver sends one message to to, in turn with the other messages to its

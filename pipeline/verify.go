@@ -34,15 +34,6 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return nil, err
 		}
 		next = c
-	case kindInvite:
-		in, err := decode[inviteJob](j)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.verifyInvite(in); err != nil {
-			return nil, err
-		}
-		next = in
 	case kindBulk:
 		b, err := decode[bulkJob](j)
 		if err != nil {
@@ -216,21 +207,6 @@ var partStats = map[string]string{
 	"DECLINED":     store.PartDeclined,
 	"TENTATIVE":    store.PartTentative,
 	"DELEGATED":    store.PartDelegated,
-}
-
-func (p *Pipeline) verifyInvite(in *inviteJob) error {
-	return p.db.View(func(tx *store.Tx) error {
-		ev, err := tx.Event(in.UID)
-		if errors.Is(err, store.ErrNotFound) {
-			return reject("unknown event %q", in.UID)
-		} else if err != nil {
-			return err
-		}
-		if ev.Status == store.StatusCancelled {
-			return reject("event %s is cancelled", in.UID)
-		}
-		return p.mayInvite(tx, ev, in.Email, p.cfg.Now(), 0)
-	})
 }
 
 // organizer is the address that identifies an event's organizer: the

@@ -308,16 +308,15 @@ func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Co
 	if path == "" {
 		path = getenv("INVITED_CONFIG")
 	}
-	configPath := &path
 
 	cfg := DefaultConfig()
-	if *configPath != "" {
-		md, err := toml.DecodeFile(*configPath, &cfg)
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *configPath, err)
+			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 		if un := md.Undecoded(); len(un) > 0 {
-			return cfg, fmt.Errorf("config %s: unknown keys %v", *configPath, un)
+			return cfg, fmt.Errorf("config %s: unknown keys %v", path, un)
 		}
 	}
 	serveFlags(fs, &cfg)
