@@ -37,6 +37,8 @@ type Set struct {
 	text    map[string]*texttemplate.Template
 	html    map[string]*htmltemplate.Template
 	subject map[string]*texttemplate.Template
+	// partials are the *.partial.tmpl files, in name order.
+	partials []string
 }
 
 // funcs are the functions every template may call.
@@ -54,6 +56,7 @@ func New(dir string) (*Set, error) {
 		html:    map[string]*htmltemplate.Template{},
 		subject: map[string]*texttemplate.Template{},
 	}
+	srcs := make(map[string]string, len(names))
 	for _, file := range names {
 		src, err := defaults.ReadFile(file)
 		if err != nil {
@@ -68,14 +71,27 @@ func New(dir string) (*Set, error) {
 				return nil, fmt.Errorf("templates: %w", err)
 			}
 		}
-		if err := s.add(file, string(src)); err != nil {
-			return nil, err
+		srcs[file] = string(src)
+		if strings.HasSuffix(file, partialSuffix) {
+			s.partials = append(s.partials, file)
+		}
+	}
+	for _, file := range names {
+		if !strings.HasSuffix(file, partialSuffix) {
+			if err := s.add(file, srcs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return s, nil
 }
 
-func (s *Set) add(file, src string) error {
+// partialSuffix names files of shared definitions ({{define}} blocks only),
+// parsed into every HTML template before its own file.
+const partialSuffix = ".partial.tmpl"
+
+func (s *Set) add(file string, srcs map[string]string) error {
+	src := srcs[file]
 	if name, ok := strings.CutSuffix(file, ".txt.tmpl"); ok {
 		t, err := parseText(file, src)
 		if err != nil {
@@ -89,8 +105,13 @@ func (s *Set) add(file, src string) error {
 		}
 		s.subject[name] = t
 	} else if name, ok := strings.CutSuffix(file, ".html.tmpl"); ok {
-		t, err := htmltemplate.New(file).Option("missingkey=error").Funcs(funcs).Parse(src)
-		if err != nil {
+		t := htmltemplate.New(file).Option("missingkey=error").Funcs(funcs)
+		for _, p := range s.partials {
+			if _, err := t.Parse(srcs[p]); err != nil {
+				return fmt.Errorf("templates: %s: %w", p, err)
+			}
+		}
+		if _, err := t.Parse(src); err != nil {
 			return fmt.Errorf("templates: %w", err)
 		}
 		s.html[name] = t

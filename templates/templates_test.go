@@ -317,6 +317,9 @@ func TestDefaults_Complete(t *testing.T) {
 	}
 	parts := map[string][]string{}
 	for _, f := range files {
+		if strings.HasSuffix(f, partialSuffix) {
+			continue
+		}
 		name, part, ok := strings.Cut(strings.TrimSuffix(f, ".tmpl"), ".")
 		if !ok {
 			t.Errorf("embedded template %s is not NAME.PART.tmpl", f)
@@ -399,6 +402,31 @@ func TestRender_Concurrent(t *testing.T) {
 	for range tricky {
 		if err := <-done; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestPartial_OverrideRebrandsEveryNotice: one file in the templates
+// directory changes the frame of every notification's HTML.
+func TestPartial_OverrideRebrandsEveryNotice(t *testing.T) {
+	dir := t.TempDir()
+	src, err := defaults.ReadFile("layout" + partialSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	branded := strings.Replace(string(src), ">invited</td>", ">Acme Events</td>", 1)
+	if branded == string(src) {
+		t.Fatal("the partial has no brand cell to replace")
+	}
+	os.WriteFile(filepath.Join(dir, "layout"+partialSuffix), []byte(branded), 0o600)
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range notifications {
+		_, html, err := s.Render(name, data)
+		if err != nil || !strings.Contains(html, ">Acme Events</td>") {
+			t.Errorf("%s: %v, brand not replaced", name, err)
 		}
 	}
 }
