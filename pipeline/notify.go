@@ -108,9 +108,6 @@ func (p *Pipeline) sendNotice(ctx context.Context, j *store.Job) (func(*store.Tx
 		return nil, reject("build %s: %v", n.Template, err)
 	}
 	sendErr := p.deliver(ctx, p.noticeFrom(), n.To.Email, raw)
-	if _, deferred := isDeferral(sendErr); deferred {
-		return nil, sendErr
-	}
 	if sendErr != nil && !mailer.IsPermanent(sendErr) {
 		return nil, fmt.Errorf("deliver %s to %s: %w", n.Template, n.To.Email, sendErr)
 	}
