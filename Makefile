@@ -6,7 +6,7 @@ FUZZTIME ?= 30s
 # Each fuzz target runs this long inside `make test` (a smoke run for CI).
 FUZZSMOKE ?= 3s
 
-.PHONY: all build run test vet fmt-check unit fuzz-smoke fuzz bench clean
+.PHONY: all build run test vet staticcheck fmt-check unit fuzz-smoke fuzz bench clean
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 run: build
 	./$(BIN) serve --auth-policy none
 
-test: fmt-check vet unit fuzz-smoke
+test: fmt-check vet staticcheck unit fuzz-smoke
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -26,6 +26,10 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# Fetched from the module proxy at a pinned version: nothing to install.
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 unit:
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // SchemaVersion is the layout version this package writes.
@@ -38,7 +39,6 @@ var (
 	bBlocks     = []byte("blocks")       // attendee 0x00 organizer → Block
 	bKeys       = []byte("keys")         // key id → APIKey
 	keySchema   = []byte("schema")       // in meta
-	keySeq      = []byte("seq")          // in meta: not used as a value, the bucket sequence is
 	keySysStats = []byte("system_stats") // in meta
 )
 
@@ -85,7 +85,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.LockTimeout = time.Second
 	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	} else if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
