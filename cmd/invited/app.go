@@ -102,6 +102,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if resolver == nil {
 		resolver = senderauth.NewResolver(cfg.DNS)
 	}
+	if cfg.DNSCache > 0 {
+		resolver = senderauth.NewCache(resolver, time.Duration(cfg.DNSCache), 0)
+	}
 	checker := &senderauth.Checker{Resolver: resolver, Policy: cfg.AuthPolicy, TrustedAuthServID: cfg.TrustedAuthServID}
 	var checkSPF func(ctx context.Context, ip net.IP, helo, from string) (string, string)
 	if cfg.AuthPolicy != pipeline.PolicyNone && cfg.TrustedAuthServID == "" {

@@ -31,8 +31,10 @@ type Config struct {
 	// header of this upstream MTA instead of checking senders itself.
 	TrustedAuthServID string `toml:"trusted_authserv_id"`
 	DNS               string `toml:"dns"`
-	LogLevel          string `toml:"log_level"`
-	TLSCert           string `toml:"tls_cert"`
+	// DNSCache is how long DNS answers are kept (0: not at all).
+	DNSCache Duration `toml:"dns_cache"`
+	LogLevel string   `toml:"log_level"`
+	TLSCert  string   `toml:"tls_cert"`
 	// DKIMKey signs outbound mail when set, as DKIMSelector._domainkey.Domain.
 	DKIMKey      string `toml:"dkim_key"`
 	DKIMSelector string `toml:"dkim_selector"`
@@ -92,6 +94,7 @@ func DefaultConfig() Config {
 		MaxMIMEParts:       200,
 		MaxPartBytes:       5 << 20,
 		DataTimeout:        Duration(10 * time.Minute),
+		DNSCache:           Duration(time.Minute),
 		MaxConnsPerIP:      20,
 		MaxMessagesPerConn: 100,
 		SendRatePerDomain:  50,
@@ -150,6 +153,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.DNSCache < 0 {
+		errs = append(errs, errors.New("dns-cache must not be negative"))
 	}
 	if c.MaxMIMEDepth < 1 || c.MaxMIMEParts < 1 || c.MaxPartBytes < 1024 || c.DataTimeout <= 0 {
 		errs = append(errs, errors.New("max-mime-depth, max-mime-parts, max-part-bytes (at least 1024) and data-timeout must be positive"))
@@ -223,6 +229,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: aligned (an SPF or DKIM pass aligned with the From domain), dmarc (a DMARC pass), or none (the From header is trusted: development only); the From must also be the ORGANIZER of a command, the ATTENDEE of a reply [INVITED_AUTH_POLICY]")
 	fs.StringVar(&c.TrustedAuthServID, "trusted-authserv-id", c.TrustedAuthServID, "behind a trusted MTA: read its Authentication-Results header with this `id` instead of checking SPF/DKIM/DMARC [INVITED_TRUSTED_AUTHSERV_ID]")
 	fs.StringVar(&c.DNS, "dns", c.DNS, "DNS server `host:port` for SPF, DKIM and DMARC lookups (default: the system's) [INVITED_DNS]")
+	fs.Func("dns-cache", "how long DNS answers for SPF, DKIM and DMARC are kept; 0: ask every time (default 1m) [INVITED_DNS_CACHE]", durationFlag(&c.DNSCache))
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
 	fs.StringVar(&c.DKIMKey, "dkim-key", c.DKIMKey, "PEM private key `file` that DKIM-signs outbound mail (make one with invited dkim generate) [INVITED_DKIM_KEY]")
 	fs.StringVar(&c.DKIMSelector, "dkim-selector", c.DKIMSelector, "DKIM `selector`: the key is published at SELECTOR._domainkey.DOMAIN [INVITED_DKIM_SELECTOR]")

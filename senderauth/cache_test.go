@@ -1,0 +1,112 @@
+package senderauth
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/invited/invited/internal/dnstest"
+)
+
+// counting passes lookups to a dnstest resolver and counts them; names
+// in fail answer a temporary error.
+type counting struct {
+	*dnstest.Resolver
+	n    atomic.Int64
+	fail sync.Map
+}
+
+func (c *counting) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	c.n.Add(1)
+	if _, ok := c.fail.Load(name); ok {
+		return nil, &net.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true}
+	}
+	return c.Resolver.LookupTXT(ctx, name)
+}
+
+func TestCache(t *testing.T) {
+	dns := &counting{Resolver: dnstest.NewResolver()}
+	dns.SetTXT("example.com", "v=spf1 ip4:192.0.2.10 -all")
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	c := NewCache(dns, time.Minute, 0)
+	c.now = func() time.Time { return now }
+	ctx := context.Background()
+
+	lookup := func(name string, wantCalls int64) ([]string, error) {
+		t.Helper()
+		v, err := c.LookupTXT(ctx, name)
+		if got := dns.n.Load(); got != wantCalls {
+			t.Fatalf("after looking up %s: %d upstream lookups, want %d", name, got, wantCalls)
+		}
+		return v, err
+	}
+
+	v, err := lookup("example.com", 1)
+	if err != nil || len(v) != 1 || v[0] != "v=spf1 ip4:192.0.2.10 -all" {
+		t.Fatalf("first lookup: %q, %v", v, err)
+	}
+	v[0] = "changed by a caller"
+	if v, _ = lookup("Example.COM.", 1); v[0] != "v=spf1 ip4:192.0.2.10 -all" {
+		t.Fatalf("cached answer %q: a caller's change leaked, or the name was not normalised", v)
+	}
+
+	// A record changed upstream is seen once the TTL has passed.
+	dns.SetTXT("example.com", "v=spf1 -all")
+	now = now.Add(59 * time.Second)
+	lookup("example.com", 1)
+	now = now.Add(time.Second)
+	if v, _ = lookup("example.com", 2); v[0] != "v=spf1 -all" {
+		t.Fatalf("after the TTL: %q", v)
+	}
+
+	// "No such name" is an answer and is kept; a temporary failure is not.
+	if _, err := lookup("missing.example", 3); !isNotFound(err) {
+		t.Fatalf("missing name: %v", err)
+	}
+	if _, err := lookup("missing.example", 3); !isNotFound(err) {
+		t.Fatalf("missing name, cached: %v", err)
+	}
+	dns.fail.Store("flaky.example", true)
+	for want := int64(4); want <= 5; want++ {
+		var dnsErr *net.DNSError
+		if _, err := lookup("flaky.example", want); !errors.As(err, &dnsErr) || !dnsErr.IsTemporary {
+			t.Fatalf("temporary failure: %v", err)
+		}
+	}
+}
+
+func TestCache_Bounded(t *testing.T) {
+	dns := &counting{Resolver: dnstest.NewResolver()}
+	c := NewCache(dns, time.Hour, 8)
+	for i := range 100 {
+		c.LookupTXT(context.Background(), string(rune('a'+i%26))+".example")
+		if n := len(c.entries); n > 8 {
+			t.Fatalf("%d entries, bound 8", n)
+		}
+	}
+}
+
+func TestCache_Concurrent(t *testing.T) {
+	dns := &counting{Resolver: dnstest.NewResolver()}
+	dns.SetTXT("example.com", "v=spf1 -all")
+	c := NewCache(dns, time.Hour, 0)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 100 {
+				if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
+					t.Errorf("lookup: %q, %v", v, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := dns.n.Load(); n > 16 {
+		t.Errorf("%d upstream lookups for one name, want at most one per goroutine's first miss", n)
+	}
+}
