@@ -47,17 +47,14 @@ func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id str
 	if err != nil {
 		return "", fmt.Errorf("pipeline: accept: %w", err)
 	}
+	p.burst.arrived.add(time.Now())
 	return m.ID, nil
 }
 
 // Busy reports whether the inbound queues are past their high-water mark:
 // the SMTP listener then answers 451 so senders retry later.
 func (p *Pipeline) Busy() bool {
-	var n int64
-	for _, s := range []string{StageParse, StageVerify, StageCreate} {
-		n += p.db.QueueLen(s)
-	}
-	return n >= p.cfg.MaxInbound
+	return p.inboundLen() >= p.cfg.MaxInbound
 }
 
 // Mailbox is what a recipient address at the served domain is for.

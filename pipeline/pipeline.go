@@ -67,6 +67,13 @@ type Config struct {
 	Backoff, MaxBackoff time.Duration
 	// MaxInbound is the inbound queue depth past which Busy reports true (default 10000).
 	MaxInbound int64
+	// BurstRate and BurstBuffer: while messages are accepted faster than
+	// they are worked, at BurstRate a second or more, and fewer than
+	// BurstBuffer wait in the inbound stages, the parse stage yields the
+	// CPU to the SMTP listener (see burst.go; defaults 200/s and MaxInbound/2; a
+	// negative rate: never).
+	BurstRate   float64
+	BurstBuffer int64
 	// FanoutBatch is how many attendees one stage transaction fans out to (default 500).
 	FanoutBatch int
 	// MaxInvites is how many invites one call to Invite takes (default 10000).
@@ -144,6 +151,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxInbound <= 0 {
 		c.MaxInbound = 10000
 	}
+	if c.BurstRate == 0 {
+		c.BurstRate = 200
+	}
+	if c.BurstBuffer <= 0 {
+		c.BurstBuffer = c.MaxInbound / 2
+	}
 	if c.FanoutBatch <= 0 {
 		c.FanoutBatch = 500
 	}
@@ -193,6 +206,8 @@ type Pipeline struct {
 
 	dataCache    sync.Map // see eventData
 	dataCacheLen atomic.Int64
+
+	burst burst // see burst.go
 }
 
 // stage is one queue and how its jobs are handled.
@@ -266,7 +281,10 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		free := st.workers - len(inflight)
 		mu.Unlock()
 		var next time.Time
-		if free > 0 {
+		if st.name == StageParse && p.yieldToSMTP() {
+			// Look again shortly: the burst ends when arrivals slow down.
+			next = p.cfg.Now().Add(burstSlot)
+		} else if free > 0 {
 			jobs, n, err := p.db.Due(st.name, p.cfg.Now(), free, skip)
 			if err != nil {
 				p.log.Error("read queue", "stage", st.name, "err", err)
@@ -306,9 +324,32 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 	}
 }
 
+// yieldToSMTP is inBurst, logging when a burst starts and ends. Only the
+// parse scheduler calls it.
+func (p *Pipeline) yieldToSMTP() bool {
+	b := p.inBurst(time.Now())
+	if p.burst.holding.Swap(b) != b {
+		if b {
+			p.log.Info("burst: parsing yields to the SMTP listener", "queued", p.inboundLen())
+		} else {
+			p.log.Info("burst over: parsing resumes", "queued", p.inboundLen())
+		}
+	}
+	return b
+}
+
 // work runs one job and commits its outcome: done with results, rejected
 // with a reason, retried later, or buried as a dead letter.
 func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
+	// A message has left the inbound stages once create is done with it,
+	// or an earlier stage rejected or buried it: the pace bursts are
+	// measured against.
+	left := st.name == StageCreate
+	defer func() {
+		if left {
+			p.burst.worked.add(time.Now())
+		}
+	}()
 	log := p.log.With("stage", st.name, "job", j.ID, "kind", j.Kind)
 	if j.Message != "" {
 		log = log.With("msg_id", j.Message)
@@ -361,6 +402,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		log.Debug("deferred", "in", d.wait, "why", d.why)
 		err = p.db.Update(ctx, func(tx *store.Tx) error { return tx.Defer(j, now.Add(d.wait)) })
 	case errors.As(err, &rej):
+		left = inbound(st.name)
 		log.Info("rejected", "reason", rej.Reason)
 		err = p.db.Update(ctx, func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
@@ -374,6 +416,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			return p.note(tx, j, store.MessageRejected, rej.Reason)
 		})
 	case j.Attempts+1 >= p.cfg.MaxAttempts:
+		left = inbound(st.name)
 		log.Error("giving up", "attempts", j.Attempts+1, "err", err)
 		cause := err.Error()
 		err = p.db.Update(ctx, func(tx *store.Tx) error {

@@ -129,6 +129,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		Auth:         checker,
 		MaxAttempts:  cfg.MaxAttempts,
 		MaxInbound:   cfg.MaxInbound,
+		BurstRate:    cfg.BurstRate,
+		BurstBuffer:  cfg.BurstBuffer,
 		Workers:      map[string]int{pipeline.StageSend: cfg.SendWorkers},
 		Templates:    tmpl,
 		DrainTimeout: time.Duration(cfg.ShutdownTimeout),

@@ -67,6 +67,8 @@ type Config struct {
 
 	MaxRecipients   int      `toml:"max_recipients"`
 	MaxInbound      int64    `toml:"max_inbound"`
+	BurstRate       float64  `toml:"burst_rate"`
+	BurstBuffer     int64    `toml:"burst_buffer"`
 	MaxAttempts     int      `toml:"max_attempts"`
 	SendWorkers     int      `toml:"send_workers"`
 	SMTPTimeout     Duration `toml:"smtp_timeout"`
@@ -103,6 +105,7 @@ func DefaultConfig() Config {
 		InviteRateEvent:    Rate{N: 1200, Per: time.Minute},
 		MaxRecipients:      10,
 		MaxInbound:         10000,
+		BurstRate:          200,
 		MaxAttempts:        10,
 		SendWorkers:        32,
 		EventLimit:         100,
@@ -153,6 +156,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.BurstBuffer < 0 {
+		errs = append(errs, errors.New("burst-buffer must not be negative"))
 	}
 	if c.DNSCache < 0 {
 		errs = append(errs, errors.New("dns-cache must not be negative"))
@@ -239,6 +245,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest message accepted, in `bytes` [INVITED_MAX_MESSAGE_BYTES]")
 	fs.IntVar(&c.MaxRecipients, "max-recipients", c.MaxRecipients, "recipients per message [INVITED_MAX_RECIPIENTS]")
 	fs.Int64Var(&c.MaxInbound, "max-inbound", c.MaxInbound, "inbound queue depth past which SMTP answers 451 [INVITED_MAX_INBOUND]")
+	fs.Float64Var(&c.BurstRate, "burst-rate", c.BurstRate, "`messages` a second from which SMTP arriving faster than parsing counts as a burst: parsing then waits and the queue absorbs it; negative: never [INVITED_BURST_RATE]")
+	fs.Int64Var(&c.BurstBuffer, "burst-buffer", c.BurstBuffer, "`messages` queued for parsing past which a burst no longer holds parsing back (default: half of max-inbound) [INVITED_BURST_BUFFER]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest message header accepted, in `bytes` [INVITED_MAX_HEADER_BYTES]")
