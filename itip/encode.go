@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -156,8 +158,45 @@ func (e *encoder) collectZones(c *Calendar) {
 }
 
 // reencodeVTimezone decodes the first VTIMEZONE in text with go-ical and
-// encodes it again, if it has TZID tzid and go-ical accepts it.
+// encodes it again, if it has TZID tzid and go-ical accepts it. A fan-out
+// encodes the same few zones for every attendee, so results are kept.
 func reencodeVTimezone(text, tzid string) (string, bool) {
+	if len(text) > maxVTZCacheText {
+		return reencodeVTimezoneNow(text, tzid)
+	}
+	key := tzid + "\x00" + text
+	if r, ok := vtzCache.Load(key); ok {
+		r := r.(vtzResult)
+		return r.text, r.ok
+	}
+	s, ok := reencodeVTimezoneNow(text, tzid)
+	if vtzCacheLen.Add(1) > maxVTZCache {
+		vtzCache.Clear()
+		vtzCacheLen.Store(1)
+	}
+	vtzCache.Store(key, vtzResult{s, ok})
+	return s, ok
+}
+
+type vtzResult struct {
+	text string
+	ok   bool
+}
+
+// vtzCache maps tzid NUL text to its vtzResult, at most maxVTZCache of them.
+var (
+	vtzCache    sync.Map
+	vtzCacheLen atomic.Int64
+)
+
+// maxVTZCache bounds the entries, maxVTZCacheText the text of one (real
+// zones are a few hundred bytes to a few KiB).
+const (
+	maxVTZCache     = 512
+	maxVTZCacheText = 16 << 10
+)
+
+func reencodeVTimezoneNow(text, tzid string) (string, bool) {
 	cal, err := decodeCalendar(strings.ToValidUTF8(text, "\uFFFD"), ical.CompTimezone)
 	if err != nil || len(cal.Children) != 1 || vtimezoneID(cal.Children[0]) != tzid {
 		return "", false

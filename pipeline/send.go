@@ -32,7 +32,7 @@ func (p *Pipeline) send(ctx context.Context, j *store.Job) (func(*store.Tx) erro
 		blocked bool
 	)
 	err = p.db.View(func(tx *store.Tx) (err error) {
-		if e, err = tx.Event(s.UID); err != nil {
+		if e, err = tx.EventShared(s.UID); err != nil {
 			return err
 		}
 		if a, err = tx.Attendee(s.UID, s.Email); err != nil {

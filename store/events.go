@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -100,6 +101,51 @@ func (tx *Tx) Event(uid string) (*Event, error) {
 	}
 	return &e, nil
 }
+
+// EventShared reads event uid like Event, but decodes it only when its
+// stored bytes changed since the last call: a fan-out reads the same event
+// once per attendee. The nested slices and maps of the result are shared
+// with other callers: read them, never change them.
+func (tx *Tx) EventShared(uid string) (*Event, error) {
+	data := tx.tx.Bucket(bEvents).Get([]byte(uid))
+	if data == nil {
+		return nil, ErrNotFound
+	}
+	c := &tx.db.events
+	c.mu.Lock()
+	hit, ok := c.m[uid]
+	c.mu.Unlock()
+	if ok && bytes.Equal(hit.data, data) {
+		e := *hit.ev
+		return &e, nil
+	}
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("store: decode %s/%q: %w", bEvents, uid, err)
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxSharedEvents {
+		clear(c.m)
+	}
+	c.m[uid] = sharedEvent{data: bytes.Clone(data), ev: &e}
+	c.mu.Unlock()
+	cp := e
+	return &cp, nil
+}
+
+// eventCache holds EventShared's decoded events.
+type eventCache struct {
+	mu sync.Mutex
+	m  map[string]sharedEvent
+}
+
+type sharedEvent struct {
+	data []byte // the stored JSON it was decoded from
+	ev   *Event
+}
+
+// maxSharedEvents bounds eventCache.
+const maxSharedEvents = 256
 
 // EventByOriginalUID reads the event registered for an organizer's UID.
 func (tx *Tx) EventByOriginalUID(orig string) (*Event, error) {

@@ -69,6 +69,8 @@ type DB struct {
 	wakes  map[string]chan struct{}
 	qlen   map[string]*atomic.Int64
 	commit atomic.Int64 // transactions committed
+
+	events eventCache // see Tx.EventShared
 }
 
 type request struct {
@@ -98,6 +100,7 @@ func Open(path string, opts Options) (*DB, error) {
 		done:     make(chan struct{}),
 		wakes:    make(map[string]chan struct{}),
 		qlen:     make(map[string]*atomic.Int64),
+		events:   eventCache{m: map[string]sharedEvent{}},
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1000

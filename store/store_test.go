@@ -388,3 +388,47 @@ func TestKeys_HashedCheckedRevoked(t *testing.T) {
 		return nil
 	})
 }
+
+func TestEventShared_FollowsWrites(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	update := func(fn func(*Tx) error) {
+		t.Helper()
+		if err := db.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := func() *Event {
+		t.Helper()
+		var e *Event
+		if err := db.View(func(tx *Tx) (err error) { e, err = tx.EventShared("u1"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	update(func(tx *Tx) error {
+		return tx.CreateEvent(&Event{UID: "u1", OriginalUID: "o1", OrganizerEmail: "a@x", Summary: "First", Created: t0})
+	})
+	if e := shared(); e.Summary != "First" {
+		t.Fatalf("summary %q", e.Summary)
+	}
+	e := shared()
+	e.Summary = "changed by a reader" // a copy: the next reader must not see it
+	if e := shared(); e.Summary != "First" {
+		t.Fatalf("a reader's change leaked: %q", e.Summary)
+	}
+	update(func(tx *Tx) error {
+		e, err := tx.Event("u1")
+		if err != nil {
+			return err
+		}
+		e.Summary, e.Sequence = "Second", 1
+		return tx.PutEvent(e)
+	})
+	if e := shared(); e.Summary != "Second" || e.Sequence != 1 {
+		t.Fatalf("after a write: %q sequence %d", e.Summary, e.Sequence)
+	}
+	if err := db.View(func(tx *Tx) error { _, err := tx.EventShared("nope"); return err }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing event: %v", err)
+	}
+}

@@ -1,0 +1,35 @@
+package itip
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReencodeVTimezone_CachedSameAsFresh(t *testing.T) {
+	text, ok := VTimezone("Europe/Berlin", 2026)
+	if !ok {
+		t.Fatal("no VTIMEZONE for Europe/Berlin")
+	}
+	fresh, ok := reencodeVTimezoneNow(text, "Europe/Berlin")
+	if !ok || !strings.Contains(fresh, "TZID:Europe/Berlin") {
+		t.Fatalf("fresh: %v %q", ok, fresh)
+	}
+	for range 3 {
+		if got, ok := reencodeVTimezone(text, "Europe/Berlin"); !ok || got != fresh {
+			t.Fatalf("cached: %v %q, want %q", ok, got, fresh)
+		}
+	}
+	// A mismatched TZID is refused, cached or not.
+	for range 2 {
+		if _, ok := reencodeVTimezone(text, "Europe/Paris"); ok {
+			t.Fatal("accepted a VTIMEZONE under another TZID")
+		}
+	}
+	// A huge text is not kept.
+	huge := strings.Replace(text, "BEGIN:VTIMEZONE", "BEGIN:VTIMEZONE\r\nX-PAD:"+strings.Repeat("x", maxVTZCacheText), 1)
+	before := vtzCacheLen.Load()
+	reencodeVTimezone(huge, "Europe/Berlin")
+	if vtzCacheLen.Load() != before {
+		t.Error("a text over maxVTZCacheText was cached")
+	}
+}
