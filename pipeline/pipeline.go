@@ -350,6 +350,13 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			p.burst.worked.add(time.Now())
 		}
 	}()
+	// Sends finish in a trickle that nobody waits on: let their commits
+	// gather. Inbound stages commit at once, they are on a message's way
+	// to being applied.
+	commit := p.db.Update
+	if st.name == StageSend {
+		commit = p.db.UpdateLater
+	}
 	log := p.log.With("stage", st.name, "job", j.ID, "kind", j.Kind)
 	if j.Message != "" {
 		log = log.With("msg_id", j.Message)
@@ -377,7 +384,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if err != nil {
 			return err
 		}
-		return p.db.Update(ctx, func(tx *store.Tx) error {
+		return commit(ctx, func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
 				return fmt.Errorf("%w: %w", errGone, err)
 			}
@@ -400,11 +407,11 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	switch {
 	case deferred:
 		log.Debug("deferred", "in", d.wait, "why", d.why)
-		err = p.db.Update(ctx, func(tx *store.Tx) error { return tx.Defer(j, now.Add(d.wait)) })
+		err = commit(ctx, func(tx *store.Tx) error { return tx.Defer(j, now.Add(d.wait)) })
 	case errors.As(err, &rej):
 		left = inbound(st.name)
 		log.Info("rejected", "reason", rej.Reason)
-		err = p.db.Update(ctx, func(tx *store.Tx) error {
+		err = commit(ctx, func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
 				return err
 			}
@@ -419,7 +426,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		left = inbound(st.name)
 		log.Error("giving up", "attempts", j.Attempts+1, "err", err)
 		cause := err.Error()
-		err = p.db.Update(ctx, func(tx *store.Tx) error {
+		err = commit(ctx, func(tx *store.Tx) error {
 			if err := tx.Bury(j, cause, now); err != nil {
 				return err
 			}
@@ -429,7 +436,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		delay := p.backoff(j.Attempts)
 		log.Warn("will retry", "attempt", j.Attempts+1, "in", delay, "err", err)
 		cause := err.Error()
-		err = p.db.Update(ctx, func(tx *store.Tx) error { return tx.Retry(j, now.Add(delay), cause) })
+		err = commit(ctx, func(tx *store.Tx) error { return tx.Retry(j, now.Add(delay), cause) })
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Error("record job outcome", "err", err)

@@ -53,12 +53,16 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to let go of
 	// the file before failing with ErrLocked (default 1s).
 	LockTimeout time.Duration
+	// Linger is how long a transaction holding only UpdateLater functions
+	// waits for more before it commits (default 2ms; negative: not at all).
+	Linger time.Duration
 }
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
 	bolt     *bolt.DB
 	maxBatch int
+	linger   time.Duration
 
 	reqs    chan *request
 	closing chan struct{}
@@ -74,8 +78,9 @@ type DB struct {
 }
 
 type request struct {
-	fn   func(*Tx) error
-	done chan error
+	fn    func(*Tx) error
+	done  chan error
+	later bool // see UpdateLater
 }
 
 // Open opens (creating if needed) the store file at path.
@@ -95,6 +100,7 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{
 		bolt:     bdb,
 		maxBatch: opts.MaxBatch,
+		linger:   opts.Linger,
 		reqs:     make(chan *request),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
@@ -104,6 +110,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1000
+	}
+	if db.linger == 0 {
+		db.linger = 2 * time.Millisecond
 	}
 	if err := db.init(); err != nil {
 		bdb.Close()
@@ -164,7 +173,19 @@ func (db *DB) Commits() int64 { return db.commit.Load() }
 // callers and returns once that transaction is durable (or failed). If fn
 // returns an error nothing it wrote is kept, and the error is returned.
 func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
-	r := &request{fn: fn, done: make(chan error, 1)}
+	return db.update(ctx, &request{fn: fn, done: make(chan error, 1)})
+}
+
+// UpdateLater is Update for a caller that nobody waits on (a pipeline
+// stage finishing a job): a transaction made only of such functions waits
+// up to Options.Linger for more before committing, so that a trickle of
+// them shares one fsync instead of paying one each. A plain Update
+// arriving meanwhile commits them all at once.
+func (db *DB) UpdateLater(ctx context.Context, fn func(*Tx) error) error {
+	return db.update(ctx, &request{fn: fn, done: make(chan error, 1), later: true})
+}
+
+func (db *DB) update(ctx context.Context, r *request) error {
 	select {
 	case db.reqs <- r:
 	case <-ctx.Done():
@@ -204,8 +225,38 @@ func (db *DB) commitLoop() {
 				break fill
 			}
 		}
+		batch = db.gather(batch)
 		db.run(batch)
 	}
+}
+
+// gather waits up to db.linger for more requests while batch holds only
+// UpdateLater requests, and returns the batch to commit.
+func (db *DB) gather(batch []*request) []*request {
+	if db.linger < 0 || len(batch) >= db.maxBatch {
+		return batch
+	}
+	for _, r := range batch {
+		if !r.later {
+			return batch
+		}
+	}
+	t := time.NewTimer(db.linger)
+	defer t.Stop()
+	for len(batch) < db.maxBatch {
+		select {
+		case r := <-db.reqs:
+			batch = append(batch, r)
+			if !r.later {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-db.closing:
+			return batch
+		}
+	}
+	return batch
 }
 
 // run commits batch in one transaction. A function that fails is answered

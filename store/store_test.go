@@ -432,3 +432,58 @@ func TestEventShared_FollowsWrites(t *testing.T) {
 		t.Fatalf("missing event: %v", err)
 	}
 }
+
+// TestUpdateLater_Gathers: functions nobody waits on share commits, and a
+// plain Update does not wait for the linger.
+func TestUpdateLater_Gathers(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{Linger: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	put := func(tx *Tx, k string) error { return tx.tx.Bucket(bMeta).Put([]byte(k), []byte("x")) }
+
+	later := make(chan error)
+	go func() { later <- db.UpdateLater(ctx, func(tx *Tx) error { return put(tx, "later") }) }()
+	// With an hour's linger, only a plain Update gets it committed.
+	deadline := time.Now().Add(10 * time.Second)
+	for done := false; !done; {
+		if err := db.Update(ctx, func(tx *Tx) error { return put(tx, "now") }); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-later:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+			if time.Now().After(deadline) {
+				t.Fatal("UpdateLater still waiting after plain Updates committed")
+			}
+		}
+	}
+
+	// Many at once, with a short linger: far fewer commits than calls.
+	db2, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{Linger: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	before := db2.Commits()
+	var wg sync.WaitGroup
+	for g := range 50 {
+		wg.Go(func() {
+			for i := range 10 {
+				if err := db2.UpdateLater(ctx, func(tx *Tx) error { return put(tx, fmt.Sprint(g, "-", i)) }); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := db2.Commits() - before; n > 100 {
+		t.Errorf("%d commits for 500 UpdateLater calls from 50 goroutines", n)
+	}
+}
