@@ -263,15 +263,6 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	conn := s.conn.Conn()
 	conn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return toSMTP(err)
-	}
-	s.messages++
-	if n := headerLen(data); n > s.srv.cfg.MaxHeaderBytes {
-		s.log.Warn("limit: header size", "bytes", n, "limit", s.srv.cfg.MaxHeaderBytes)
-		return errHeaderTooLarge
-	}
 	_, isTLS := s.conn.TLSConnectionState()
 	env := Envelope{
 		Remote:   s.remote,
@@ -280,6 +271,20 @@ func (s *session) Data(r io.Reader) error {
 		RcptTo:   append([]string(nil), s.rcpt...),
 		TLS:      isTLS,
 	}
+	// Our Received header first, then the message read straight after it:
+	// one buffer, no copy.
+	buf := bytes.NewBuffer(make([]byte, 0, 8<<10))
+	buf.Write(s.received(env))
+	trace := buf.Len()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return toSMTP(err)
+	}
+	data := buf.Bytes()
+	s.messages++
+	if n := headerLen(data[trace:]); n > s.srv.cfg.MaxHeaderBytes {
+		s.log.Warn("limit: header size", "bytes", n, "limit", s.srv.cfg.MaxHeaderBytes)
+		return errHeaderTooLarge
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
 	defer cancel()
 	if check := s.srv.cfg.CheckSPF; check != nil {
@@ -287,7 +292,6 @@ func (s *session) Data(r io.Reader) error {
 			env.SPF, env.SPFDomain = check(ctx, tcp.IP, env.HELO, env.MailFrom)
 		}
 	}
-	data = append(s.received(env), data...)
 	id, err := s.srv.q.Accept(ctx, env, data)
 	if err != nil {
 		s.log.Error("accept", "err", err)
