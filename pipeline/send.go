@@ -173,7 +173,7 @@ func (p *Pipeline) build(e *store.Event, d *eventData, a *store.Attendee, s *sen
 	if s.RecurrenceID != nil {
 		data.Occurrence = when(cal.Events[0])
 	}
-	text, html, err := p.cfg.Templates.Render("invite", data)
+	text, html, err := p.cfg.Templates.RenderInvite(data)
 	if err != nil {
 		return nil, err
 	}

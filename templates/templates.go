@@ -39,6 +39,8 @@ type Set struct {
 	subject map[string]*texttemplate.Template
 	// partials are the *.partial.tmpl files, in name order.
 	partials []string
+
+	invites inviteCache // see RenderInvite
 }
 
 // funcs are the functions every template may call.
@@ -83,6 +85,7 @@ func New(dir string) (*Set, error) {
 			}
 		}
 	}
+	s.initInviteCache()
 	return s, nil
 }
 

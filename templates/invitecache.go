@@ -1,0 +1,111 @@
+package templates
+
+import (
+	"slices"
+	"sync"
+	"text/template/parse"
+)
+
+// inviteCache remembers rendered invites: a fan-out renders the same event
+// for every attendee, and rendering is a pure function of the data.
+type inviteCache struct {
+	mu sync.Mutex
+	m  map[Invite][2]string
+	// named: the invite templates can see AttendeeName, so it is part of
+	// the key; when they cannot, one rendering serves every attendee.
+	named bool
+}
+
+// maxInviteCache bounds the renderings kept.
+const maxInviteCache = 1024
+
+// RenderInvite is Render("invite", data), through a cache.
+func (s *Set) RenderInvite(data Invite) (text, html string, err error) {
+	key := data
+	if !s.invites.named {
+		key.AttendeeName = ""
+	}
+	c := &s.invites
+	c.mu.Lock()
+	r, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return r[0], r[1], nil
+	}
+	if text, html, err = s.Render("invite", data); err != nil {
+		return "", "", err
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxInviteCache {
+		clear(c.m)
+	}
+	c.m[key] = [2]string{text, html}
+	c.mu.Unlock()
+	return text, html, nil
+}
+
+// initInviteCache decides whether the invite templates see AttendeeName.
+func (s *Set) initInviteCache() {
+	var trees []*parse.Tree
+	if t, ok := s.text["invite"]; ok {
+		for _, a := range t.Templates() {
+			trees = append(trees, a.Tree)
+		}
+	}
+	if t, ok := s.html["invite"]; ok {
+		for _, a := range t.Templates() {
+			trees = append(trees, a.Tree)
+		}
+	}
+	s.invites = inviteCache{m: map[Invite][2]string{}, named: mayRead(trees, "AttendeeName")}
+}
+
+// mayRead reports whether any of trees may read field of its data: it
+// names the field, or uses the data whole (which could print it), other
+// than to hand it to another template (whose tree is among trees).
+func mayRead(trees []*parse.Tree, field string) bool {
+	var walk func(n parse.Node) bool
+	list := func(l *parse.ListNode) bool { return l != nil && walk(l) }
+	pipe := func(p *parse.PipeNode) bool { return p != nil && walk(p) }
+	walk = func(n parse.Node) bool {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			return slices.ContainsFunc(n.Nodes, walk)
+		case *parse.ActionNode:
+			return pipe(n.Pipe)
+		case *parse.PipeNode:
+			return slices.ContainsFunc(n.Cmds, func(c *parse.CommandNode) bool { return walk(c) })
+		case *parse.CommandNode:
+			return slices.ContainsFunc(n.Args, walk)
+		case *parse.FieldNode:
+			return slices.Contains(n.Ident, field)
+		case *parse.ChainNode:
+			return slices.Contains(n.Field, field) || walk(n.Node)
+		case *parse.VariableNode:
+			// $ alone is the data whole.
+			return (len(n.Ident) == 1 && n.Ident[0] == "$") || slices.Contains(n.Ident, field)
+		case *parse.DotNode:
+			return true
+		case *parse.IfNode:
+			return pipe(n.Pipe) || list(n.List) || list(n.ElseList)
+		case *parse.RangeNode:
+			return pipe(n.Pipe) || list(n.List) || list(n.ElseList)
+		case *parse.WithNode:
+			return pipe(n.Pipe) || list(n.List) || list(n.ElseList)
+		case *parse.TemplateNode:
+			if p := n.Pipe; p != nil && len(p.Cmds) == 1 && len(p.Cmds[0].Args) == 1 {
+				if _, dot := p.Cmds[0].Args[0].(*parse.DotNode); dot {
+					return false
+				}
+			}
+			return pipe(n.Pipe)
+		}
+		return false
+	}
+	for _, t := range trees {
+		if t != nil && list(t.Root) {
+			return true
+		}
+	}
+	return false
+}
