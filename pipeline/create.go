@@ -19,29 +19,31 @@ import (
 // and statistics, and queues what must be sent. Everything happens in the
 // transaction that completes the job, so it is applied exactly once.
 func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+	var apply func(*store.Tx, *store.Job, *commandJob) error
 	switch j.Kind {
 	case kindRequest:
-		c, err := decode[commandJob](j)
-		if err != nil {
-			return nil, err
-		}
-		return func(tx *store.Tx) error { return p.applyRequest(tx, j, c) }, nil
+		apply = p.applyRequest
 	case kindCancel:
-		c, err := decode[commandJob](j)
-		if err != nil {
-			return nil, err
-		}
-		return func(tx *store.Tx) error { return p.applyCancel(tx, j, c) }, nil
+		apply = p.applyCancel
 	case kindReply:
-		c, err := decode[commandJob](j)
-		if err != nil {
-			return nil, err
-		}
-		return func(tx *store.Tx) error { return p.applyReply(tx, j, c) }, nil
+		apply = p.applyReply
 	case kindBulk:
 		return p.createBulk(ctx, j)
+	default:
+		return nil, reject("unknown job kind %q", j.Kind)
 	}
-	return nil, reject("unknown job kind %q", j.Kind)
+	c, err := p.command(j)
+	if err != nil {
+		return nil, err
+	}
+	return func(tx *store.Tx) error {
+		if err := apply(tx, j, c); err != nil {
+			return err
+		}
+		// Done with the calendar parse handed off.
+		tx.OnCommit(func() { p.handoff.drop(calKey{j.Message, c.Part}) })
+		return nil
+	}, nil
 }
 
 func (p *Pipeline) processed(tx *store.Tx, j *store.Job, format string, args ...any) error {

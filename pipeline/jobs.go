@@ -25,11 +25,16 @@ const (
 // commandJob is an organizer's REQUEST or CANCEL, or an attendee's reply,
 // read from an inbound message.
 type commandJob struct {
-	From     itip.Address   `json:"from"`
-	MailFrom string         `json:"mail_from,omitempty"`
-	Tag      string         `json:"tag,omitempty"`
-	Subject  string         `json:"subject,omitempty"`
-	Calendar *itip.Calendar `json:"calendar"`
+	From     itip.Address `json:"from"`
+	MailFrom string       `json:"mail_from,omitempty"`
+	Tag      string       `json:"tag,omitempty"`
+	Subject  string       `json:"subject,omitempty"`
+	// Part is which calendar of the message this is (itip.Message.Calendars);
+	// verify and create find it through the hand-off (handoff.go).
+	Part int `json:"part"`
+	// Calendar is filled in by Pipeline.command; jobs written by earlier
+	// versions carry it.
+	Calendar *itip.Calendar `json:"calendar,omitempty"`
 	// Auth is what parse decided about the sender.
 	Auth senderauth.Verdict `json:"auth"`
 	// Believed is set by verify when the sender is proven to be the

@@ -171,14 +171,21 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			reasons = append(reasons, "no CSV attachment (uid,email,name) for bulk invites")
 		}
 	}
-	add := func(kind, tag string, cal *itip.Calendar) error {
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Calendar: cal, Auth: verdict})
-		if err == nil {
-			jobs = append(jobs, jb)
+	add := func(kind, tag string, part int, cal *itip.Calendar) error {
+		b, err := json.Marshal(cal)
+		if err != nil {
+			return fmt.Errorf("pipeline: encode calendar: %w", err)
 		}
-		return err
+		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Part: part, Auth: verdict})
+		if err != nil {
+			return err
+		}
+		// Left for verify and create before the job is even queued.
+		p.handoff.put(calKey{j.Message, part}, b)
+		jobs = append(jobs, jb)
+		return nil
 	}
-	for _, cal := range msg.Calendars {
+	for part, cal := range msg.Calendars {
 		if !create && !rsvp {
 			break
 		}
@@ -189,7 +196,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			if method == "CANCEL" {
 				kind = kindCancel
 			}
-			if err := add(kind, "", cal); err != nil {
+			if err := add(kind, "", part, cal); err != nil {
 				return nil, err
 			}
 		case rsvp && (method == "REPLY" || method == "COUNTER" || method == "REFRESH"):
@@ -197,7 +204,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			if len(tags) > 0 {
 				tag = tags[0]
 			}
-			if err := add(kindReply, tag, cal); err != nil {
+			if err := add(kindReply, tag, part, cal); err != nil {
 				return nil, err
 			}
 		case method == "":

@@ -207,7 +207,8 @@ type Pipeline struct {
 	dataCache    sync.Map // see eventData
 	dataCacheLen atomic.Int64
 
-	burst burst // see burst.go
+	burst   burst   // see burst.go
+	handoff handoff // see handoff.go
 }
 
 // stage is one queue and how its jobs are handled.

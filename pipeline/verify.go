@@ -17,7 +17,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 	var next any
 	switch j.Kind {
 	case kindRequest, kindCancel:
-		c, err := decode[commandJob](j)
+		c, err := p.command(j)
 		if err != nil {
 			return nil, err
 		}
@@ -26,7 +26,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 		}
 		next = c
 	case kindReply:
-		c, err := decode[commandJob](j)
+		c, err := p.command(j)
 		if err != nil {
 			return nil, err
 		}
@@ -45,6 +45,12 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 		next = b
 	default:
 		return nil, reject("unknown job kind %q", j.Kind)
+	}
+	if c, ok := next.(*commandJob); ok {
+		// The calendar stays in the hand-off (or the message).
+		cp := *c
+		cp.Calendar = nil
+		next = &cp
 	}
 	out, err := newJob(j.Kind, j.Message, next)
 	if err != nil {

@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/store"
+)
+
+// A command's calendar goes from parse to verify to create. Writing it
+// into each stage's job would write it to disk twice more and delete it
+// twice (most of what those commits write); instead the job names it (the
+// message and which of its calendars) and parse leaves it here, encoded,
+// for the next stages. The raw message stays on disk until the command is
+// done, so a calendar not here (after a restart, or evicted) is read again
+// from it: the hand-off is only a cache.
+type handoff struct {
+	mu    sync.Mutex
+	m     map[calKey][]byte
+	order []calKey // oldest first, for eviction; may name dropped keys
+	size  int
+}
+
+type calKey struct {
+	message string
+	part    int
+}
+
+// maxHandoffBytes bounds the calendars held; past it the oldest go.
+const maxHandoffBytes = 16 << 20
+
+func (h *handoff) put(k calKey, b []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[calKey][]byte{}
+	}
+	if old, ok := h.m[k]; ok {
+		h.size -= len(old)
+	} else {
+		h.order = append(h.order, k)
+	}
+	h.m[k] = b
+	h.size += len(b)
+	for h.size > maxHandoffBytes && len(h.order) > 0 {
+		h.dropLocked(h.order[0])
+		h.order = h.order[1:]
+	}
+	if len(h.order) > 2*len(h.m)+1024 {
+		live := h.order[:0]
+		for _, k := range h.order {
+			if _, ok := h.m[k]; ok {
+				live = append(live, k)
+			}
+		}
+		h.order = live
+	}
+}
+
+func (h *handoff) get(k calKey) ([]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.m[k]
+	return b, ok
+}
+
+func (h *handoff) drop(k calKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dropLocked(k)
+}
+
+func (h *handoff) dropLocked(k calKey) {
+	if b, ok := h.m[k]; ok {
+		h.size -= len(b)
+		delete(h.m, k)
+	}
+}
+
+// command decodes a command job of verify or create and finds its
+// calendar: in the job itself (jobs queued before the hand-off existed),
+// handed off by parse, or read again from the message.
+func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
+	c, err := decode[commandJob](j)
+	if err != nil || c.Calendar != nil {
+		return c, err
+	}
+	k := calKey{j.Message, c.Part}
+	b, ok := p.handoff.get(k)
+	if !ok {
+		if b, err = p.rereadCalendar(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := json.Unmarshal(b, &c.Calendar); err != nil || c.Calendar == nil {
+		return nil, reject("unreadable calendar %d of message %s: %v", c.Part, j.Message, err)
+	}
+	return c, nil
+}
+
+// rereadCalendar reads calendar k.part of message k.message again, as
+// parse did.
+func (p *Pipeline) rereadCalendar(k calKey) ([]byte, error) {
+	var raw []byte
+	err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(k.message); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, reject("message %s is gone", k.message)
+	} else if err != nil {
+		return nil, err
+	}
+	msg, err := itip.ReadMessage(bytes.NewReader(raw), p.cfg.MIME)
+	if err != nil {
+		return nil, reject("message %s no longer reads: %v", k.message, err)
+	}
+	if k.part < 0 || k.part >= len(msg.Calendars) {
+		return nil, reject("message %s has no calendar %d", k.message, k.part)
+	}
+	b, err := json.Marshal(msg.Calendars[k.part])
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: encode calendar: %w", err)
+	}
+	return b, nil
+}
+
+// len is how many calendars are held.
+func (h *handoff) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}

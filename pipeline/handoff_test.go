@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/itip"
+	"github.com/invited/invited/store"
+)
+
+// TestHandoff_ReadAgainAfterRestart: a calendar parse handed off but lost
+// (a restart) is read again from the message, and the event registered.
+func TestHandoff_ReadAgainAfterRestart(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop()
+	ics := testdata(t, weekly)
+	cal, err := itip.ParseCalendar(strings.NewReader(ics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := cal.Events[0].Organizer.Email
+	id := h.accept(org, "create@"+domain, wrap(org, "REQUEST", ics))
+	jobs, _, err := h.db.Due(StageParse, time.Now(), 10, nil)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
+	}
+	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
+	if n := h.db.QueueLen(StageVerify); n != 1 {
+		t.Fatalf("%d verify jobs after parse, want 1", n)
+	}
+	if h.p.handoff.len() != 1 {
+		t.Fatalf("parse handed off %d calendars, want 1", h.p.handoff.len())
+	}
+	h.p.handoff = handoff{} // what a restart leaves
+	h.start()
+	if m := h.outcome(id); m.Status != store.MessageProcessed {
+		t.Fatalf("message %s: %s %+v", id, m.Status, m.Notes)
+	}
+	var e *store.Event
+	h.db.View(func(tx *store.Tx) (err error) { e, err = tx.EventByOriginalUID(cal.Events[0].UID); return err })
+	if e == nil || e.Summary != cal.Events[0].Summary {
+		t.Fatalf("event %+v, want summary %q", e, cal.Events[0].Summary)
+	}
+	if n := h.p.handoff.len(); n != 0 {
+		t.Errorf("%d calendars still held after create", n)
+	}
+}
+
+func TestHandoff_Bounded(t *testing.T) {
+	var h handoff
+	big := make([]byte, 1<<20)
+	for i := range 100 {
+		h.put(calKey{"m", i}, big)
+		if h.size > maxHandoffBytes {
+			t.Fatalf("%d bytes held, bound %d", h.size, maxHandoffBytes)
+		}
+	}
+	if _, ok := h.get(calKey{"m", 99}); !ok {
+		t.Error("the newest calendar was evicted")
+	}
+	if _, ok := h.get(calKey{"m", 0}); ok {
+		t.Error("the oldest calendar was kept past the bound")
+	}
+	for i := range 100 {
+		h.drop(calKey{"m", i})
+	}
+	if h.size != 0 || h.len() != 0 {
+		t.Errorf("after dropping all: %d bytes, %d held", h.size, h.len())
+	}
+}
+
+// TestHandoff_DroppedOnceCreated: a registered event leaves nothing held.
+func TestHandoff_DroppedOnceCreated(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.register(testdata(t, weekly))
+	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.len() == 0 })
+}
