@@ -59,6 +59,7 @@ func TestEveryEndpoint_NoKeyWrongScopeRightKey(t *testing.T) {
 		{"POST", "/admin/keys", `{"scopes":["admin"]}`, true, 201},
 		{"GET", "/admin/dead-letters", "", true, 200},
 		{"GET", "/admin/messages/1", "", true, 404},
+		{"GET", "/metrics", "", true, 200},
 	}
 	for _, c := range cases {
 		if code, _, _ := e.do(t, c.method, c.path, "", "application/json", c.body); code != 401 {

@@ -51,6 +51,12 @@ type Config struct {
 	MaxBody int64
 	MaxRows int
 	MaxList int
+	// Metrics serves GET /metrics (Prometheus; admin key, sent as a bearer
+	// token); nil: 404.
+	Metrics http.Handler
+	// Ready says whether the daemon should be sent work: nil, or why not
+	// (GET /readyz answers 503 with it). Nil Ready: always ready.
+	Ready func() error
 }
 
 // Handler is the API's http.Handler.
@@ -87,6 +93,10 @@ func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	h.aead = newAEAD(cfg.AdminKey)
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	if cfg.Metrics != nil {
+		h.mux.Handle("GET /metrics", h.admin(cfg.Metrics.ServeHTTP))
+	}
 	h.mux.HandleFunc("GET /event/{uid}/invite", h.inviteOne)
 	h.mux.Handle("POST /event/{uid}/invites", h.forEvent(h.inviteMany))
 	h.mux.Handle("GET /event/{uid}", h.forEvent(h.event))
@@ -122,6 +132,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is 200 while the daemon takes work, 503 with the reason when it
+// would refuse it (its inbound queue is past the high-water mark).
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Ready != nil {
+		if err := h.cfg.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "busy", "reason": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/pipeline"
 	"github.com/invited/invited/senderauth"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/invited/invited/store"
 )
 
@@ -40,7 +43,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
-		ShopifySecret: "shpss_secret"}, db, p, log)
+		ShopifySecret: "shpss_secret", Metrics: promhttp.Handler()}, db, p, log)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); db.Close() })
 	return &env{srv: srv, db: db}
@@ -387,5 +390,45 @@ func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
 	c, h := get("email=f@example.com&landing=https://org.example/thanks", "203.0.113.11")
 	if c != 302 || h.Get("Location") != "https://org.example/thanks" {
 		t.Errorf("landing host allowed for the organizer: %d %q", c, h.Get("Location"))
+	}
+}
+
+func TestReadyz_BusyIs503(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}, MaxInbound: 2}, db, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{AdminKey: key, Ready: func() error {
+		if p.Busy() {
+			return errors.New("inbound queue full")
+		}
+		return nil
+	}}, db, p, log))
+	defer srv.Close()
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(); code != 200 {
+		t.Fatalf("readyz with an empty queue: %d %s", code, body)
+	}
+	for range 2 { // the pipeline is not running: the queue stays full
+		if _, err := p.Accept(context.Background(), pipeline.Envelope{Remote: "127.0.0.1:1", RcptTo: []string{"create@invite.test"}}, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := get(); code != 503 || !strings.Contains(body, "inbound queue full") {
+		t.Fatalf("readyz past the high-water mark: %d %s", code, body)
 	}
 }

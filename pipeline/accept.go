@@ -48,6 +48,7 @@ func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id str
 		return "", fmt.Errorf("pipeline: accept: %w", err)
 	}
 	p.burst.arrived.add(time.Now())
+	p.burst.accepted.Add(1)
 	return m.ID, nil
 }
 

@@ -68,9 +68,11 @@ func (a *arrivals) count(now time.Time) int {
 
 // burst is what the parse scheduler knows about arrivals and its own pace.
 type burst struct {
-	arrived arrivals    // messages accepted
-	worked  arrivals    // messages that left the inbound stages
-	holding atomic.Bool // the parse scheduler's last decision
+	arrived  arrivals     // messages accepted
+	worked   arrivals     // messages that left the inbound stages
+	holding  atomic.Bool  // the parse scheduler's last decision
+	holds    atomic.Int64 // bursts held back for
+	accepted atomic.Int64 // messages stored by Accept
 	// Only the parse scheduler touches these.
 	pace    float64   // messages worked per window when last working flat out
 	learned time.Time // when pace was last updated
@@ -107,3 +109,16 @@ func inbound(stage string) bool {
 func (p *Pipeline) inboundLen() int64 {
 	return p.db.QueueLen(StageParse) + p.db.QueueLen(StageVerify) + p.db.QueueLen(StageCreate)
 }
+
+// Holding reports whether parsing is holding back for a burst now.
+func (p *Pipeline) Holding() bool { return p.burst.holding.Load() }
+
+// Holds is how many bursts parsing has held back for since start.
+func (p *Pipeline) Holds() int64 { return p.burst.holds.Load() }
+
+// Accepted is how many messages Accept has stored since start.
+func (p *Pipeline) Accepted() int64 { return p.burst.accepted.Load() }
+
+// InboundLen is how many jobs wait in the inbound stages (parse, verify,
+// create).
+func (p *Pipeline) InboundLen() int64 { return p.inboundLen() }

@@ -331,6 +331,7 @@ func (p *Pipeline) yieldToSMTP() bool {
 	b := p.inBurst(time.Now())
 	if p.burst.holding.Swap(b) != b {
 		if b {
+			p.burst.holds.Add(1)
 			p.log.Info("burst: parsing yields to the SMTP listener", "queued", p.inboundLen())
 		} else {
 			p.log.Info("burst over: parsing resumes", "queued", p.inboundLen())

@@ -73,6 +73,7 @@ type DB struct {
 	wakes  map[string]chan struct{}
 	qlen   map[string]*atomic.Int64
 	commit atomic.Int64 // transactions committed
+	fns    atomic.Int64 // Update functions they held
 
 	events eventCache // see Tx.EventShared
 }
@@ -168,6 +169,10 @@ func (db *DB) Size() (int64, error) {
 
 // Commits is how many write transactions have committed since Open.
 func (db *DB) Commits() int64 { return db.commit.Load() }
+
+// Committed is how many Update functions those transactions held: over
+// Commits, how well group commit shares each fsync.
+func (db *DB) Committed() int64 { return db.fns.Load() }
 
 // Update runs fn in a write transaction shared with other concurrent
 // callers and returns once that transaction is durable (or failed). If fn
@@ -285,6 +290,7 @@ func (db *DB) run(batch []*request) {
 		}
 		if err == nil {
 			db.commit.Add(1)
+			db.fns.Add(int64(len(batch)))
 			for _, h := range hooks {
 				h()
 			}

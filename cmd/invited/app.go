@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
-			TrustForwarded: cfg.TrustForwarded, Rates: &httpapi.RateLimits{
+			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl), Ready: a.ready, Rates: &httpapi.RateLimits{
 				PerIP:       httpapi.Rate{N: cfg.InviteRateIP.N, Per: cfg.InviteRateIP.Per, Burst: max(cfg.InviteRateIP.N/3, 1)},
 				PerAttendee: httpapi.Rate{N: cfg.InviteRateAttendee.N, Per: cfg.InviteRateAttendee.Per, Burst: max(cfg.InviteRateAttendee.N/2, 1)},
 				PerEvent:    httpapi.Rate{N: cfg.InviteRateEvent.N, Per: cfg.InviteRateEvent.Per, Burst: max(cfg.InviteRateEvent.N/6, 1)},
@@ -213,6 +213,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return errors.Join(serr, herr)
 	})
 	return a, nil
+}
+
+// ready is nil while the daemon takes mail: not past the inbound
+// high-water mark, where SMTP answers 451.
+func (a *App) ready() error {
+	if a.pl.Busy() {
+		return fmt.Errorf("inbound queue past its high-water mark (%d jobs queued)", a.pl.InboundLen())
+	}
+	return nil
 }
 
 // Wait blocks until the daemon has stopped (its context ended, or a part

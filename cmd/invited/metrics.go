@@ -1,0 +1,77 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/store"
+)
+
+// metrics serves GET /metrics: the daemon's own figures, read when
+// scraped (nothing on the hot paths), plus Go's and the process's.
+func metrics(db *store.DB, pl *pipeline.Pipeline) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&collector{db: db, pl: pl})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+type collector struct {
+	db *store.DB
+	pl *pipeline.Pipeline
+}
+
+var (
+	descAccepted  = prometheus.NewDesc("invited_smtp_accepted_total", "Messages the SMTP listener stored and answered 250 since start.", nil, nil)
+	descQueue     = prometheus.NewDesc("invited_queue_jobs", "Jobs waiting in a pipeline stage's queue.", []string{"stage"}, nil)
+	descHolding   = prometheus.NewDesc("invited_burst_holding", "1 while parsing holds back for an SMTP burst.", nil, nil)
+	descHolds     = prometheus.NewDesc("invited_burst_holds_total", "SMTP bursts parsing held back for since start.", nil, nil)
+	descCommits   = prometheus.NewDesc("invited_store_commits_total", "Write transactions committed (each one fsync) since start.", nil, nil)
+	descCommitted = prometheus.NewDesc("invited_store_committed_functions_total", "Updates those transactions held: over commits, how many share each fsync.", nil, nil)
+	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
+	descCounts    = prometheus.NewDesc("invited_system_count", "The system statistics, as GET /system/statistics gives them.", []string{"what"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descFile, descCounts} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter(descAccepted, c.pl.Accepted())
+	for _, s := range pipeline.Stages {
+		gauge(descQueue, c.db.QueueLen(s), s)
+	}
+	holding := int64(0)
+	if c.pl.Holding() {
+		holding = 1
+	}
+	gauge(descHolding, holding)
+	counter(descHolds, c.pl.Holds())
+	counter(descCommits, c.db.Commits())
+	counter(descCommitted, c.db.Committed())
+	if n, err := c.db.Size(); err == nil {
+		gauge(descFile, n)
+	}
+	var s store.Counters
+	if err := c.db.View(func(tx *store.Tx) (err error) { s, err = tx.SystemStats(); return err }); err == nil {
+		for what, v := range map[string]int64{
+			"organizers": s.Organizers, "events": s.Events, "attendees": s.Attendees, "invites_sent": s.InvitesSent,
+			"accepted": s.Accepted, "declined": s.Declined, "tentative": s.Tentative, "pending": s.Pending,
+			"updates_sent": s.UpdatesSent, "cancels_sent": s.CancelsSent, "send_failed": s.SendFailed,
+		} {
+			gauge(descCounts, v, what)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/invited/invited/internal/smtptest"
+)
+
+// TestMetricsAndReadyz: /readyz answers without a key; /metrics wants the
+// admin key and counts what the daemon really did.
+func TestMetricsAndReadyz(t *testing.T) {
+	relay := smtptest.NewServer(t, smtptest.Options{})
+	app := startApp(t, func(c *Config) { c.Relay = "smtp://" + relay.Addr })
+	if code, err := httpGet("http://" + app.HTTPAddr() + "/readyz"); err != nil || code != 200 {
+		t.Fatalf("readyz: %d %v", code, err)
+	}
+	if code, err := httpGet("http://" + app.HTTPAddr() + "/metrics"); err != nil || code != 401 {
+		t.Fatalf("metrics without a key: %d %v, want 401", code, err)
+	}
+	scrape := func() string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+app.HTTPAddr()+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+app.AdminKey())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("metrics: %d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	value := func(text, name string) float64 {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no %s in:\n%s", name, text)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := scrape()
+	request := readTestdata(t, "google-request-inline-textcalendar.eml")
+	mustSend(t, app.SMTPAddr(), "alice@example.org", []string{"create@" + testDomain}, []byte(request))
+	eventUID(t, app, "alice@example.org", "69d4c40b4a274636bf23517938df9673@example.org")
+	eventually(t, "the event counted in /metrics", func() bool {
+		return value(scrape(), `invited_system_count{what="events"}`) == 1
+	})
+	after := scrape()
+	if d := value(after, "invited_smtp_accepted_total") - value(before, "invited_smtp_accepted_total"); d != 1 {
+		t.Errorf("accepted went up by %v for one message", d)
+	}
+	commits, fns := value(after, "invited_store_commits_total"), value(after, "invited_store_committed_functions_total")
+	if commits <= value(before, "invited_store_commits_total") || fns < commits {
+		t.Errorf("commits %v (before %v), functions %v", commits, value(before, "invited_store_commits_total"), fns)
+	}
+	for _, name := range []string{`invited_queue_jobs{stage="parse"}`, "invited_burst_holding", "invited_store_file_bytes", "go_goroutines"} {
+		value(after, name)
+	}
+}
