@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // apiClient calls the daemon's HTTP API with the admin key.
@@ -187,4 +190,66 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// commitCount is the daemon's store commits and the updates they held, as
+// its /metrics says.
+type commitCount struct {
+	at               time.Time
+	commits, updates float64
+}
+
+func (a *apiClient) commits(ctx context.Context) (commitCount, error) {
+	c := commitCount{at: time.Now()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/metrics", nil)
+	if err != nil {
+		return c, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c, &httpError{Method: "GET", Path: "/metrics", Status: resp.StatusCode}
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return c, fmt.Errorf("/metrics: %w", err)
+	}
+	value := func(name string) float64 {
+		if f := fams[name]; f != nil && len(f.Metric) == 1 && f.Metric[0].Counter != nil {
+			return f.Metric[0].Counter.GetValue()
+		}
+		return 0
+	}
+	c.commits, c.updates = value("invited_store_commits_total"), value("invited_store_committed_functions_total")
+	return c, nil
+}
+
+// CommitFigure is how the store committed over a measurement.
+type CommitFigure struct {
+	PerSecond         float64 `json:"commits_per_second"`
+	UpdatesPerCommit  float64 `json:"updates_per_commit"`
+	UpdatesPerMessage float64 `json:"updates_per_message,omitempty"`
+}
+
+// commitsBetween is the CommitFigure from a to b, with per-message
+// figures for n messages (0: none).
+func commitsBetween(a, b commitCount, n int64) CommitFigure {
+	var f CommitFigure
+	if d := b.commits - a.commits; d > 0 {
+		f.PerSecond = d / b.at.Sub(a.at).Seconds()
+		f.UpdatesPerCommit = (b.updates - a.updates) / d
+	}
+	if n > 0 {
+		f.UpdatesPerMessage = (b.updates - a.updates) / float64(n)
+	}
+	return f
+}
+
+func (f CommitFigure) String() string {
+	return fmt.Sprintf("%.0f/s × %.1f", f.PerSecond, f.UpdatesPerCommit)
 }

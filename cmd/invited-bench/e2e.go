@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -291,6 +292,10 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 		}
 	}()
 
+	c0, err := d.api.commits(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cpu := startCPU(d.Pid())
 	start := time.Now()
 	deadline := start.Add(dur)
@@ -325,6 +330,8 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 	end, err := d.api.systemCounts(ctx)
 	elapsed := time.Since(start)
 	cores, used := cpu.Cores(), cpu.Used()
+	c1, cerr := d.api.commits(ctx)
+	err = errors.Join(err, cerr)
 	senders.Wait()
 	if err != nil {
 		return nil, err
@@ -358,6 +365,7 @@ drain:
 		Applied:     end.Events - base.Events,
 		DaemonCores: cores,
 	}
+	f.Commits = commitsBetween(c0, c1, f.Applied)
 	f.AppliedPerSecond = float64(f.Applied) / elapsed.Seconds()
 	if f.Applied > 0 {
 		f.CPUPerMsgUS = float64(used.Microseconds()) / float64(f.Applied)

@@ -81,6 +81,10 @@ const inviteBatch = 10000
 // invitations. The relay must have nothing else in flight.
 func fanout(ctx context.Context, d *daemon, relay relayCounter, uid, tag string, n int, prog *progress) (*FanoutFigure, error) {
 	base := relay.Count()
+	c0, err := d.api.commits(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cpu := startCPU(d.Pid())
 	start := time.Now()
 	f := &FanoutFigure{Invites: n}
@@ -134,11 +138,13 @@ func fanout(ctx context.Context, d *daemon, relay relayCounter, uid, tag string,
 	sentErr := waitRelay(ctx, relay, base+n, fanoutTimeout(n), prog, "invites to the "+tag+" event")
 	f.SentSeconds = time.Since(start).Seconds()
 	f.DaemonCores = cpu.Cores()
-	if err := errors.Join(<-created, sentErr); err != nil {
+	c1, cerr := d.api.commits(ctx)
+	if err := errors.Join(<-created, sentErr, cerr); err != nil {
 		return nil, err
 	}
 	f.InvitesPerSecond = float64(n) / f.SentSeconds
 	f.CreatedPerSecond = float64(n) / f.CreatedSeconds
+	f.Commits = commitsBetween(c0, c1, int64(n))
 	return f, nil
 }
 

@@ -96,7 +96,15 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	}
 	defer d.kill()
 	cpu := startCPU(d.Pid())
+	c0, err := d.api.commits(ctx)
+	if err != nil {
+		return AcceptFigure{}, 0, err
+	}
 	r := closedLoop(ctx, d.smtp, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
+	c1, err := d.api.commits(ctx)
+	if err != nil {
+		return AcceptFigure{}, 0, err
+	}
 	used := cpu.Used()
 	cores := cpu.Cores()
 	if err := ctx.Err(); err != nil {
@@ -127,6 +135,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 		DaemonCores:  cores,
 		CPUPerMsgUS:  float64(used.Microseconds()) / float64(r.OK),
 		MessageBytes: b.msgBytes,
+		Commits:      commitsBetween(c0, c1, 0),
 	}
 	for _, c := range b.res.Ceilings.SMTP {
 		if c.Sessions == sessions {

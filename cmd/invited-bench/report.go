@@ -123,6 +123,9 @@ type AcceptFigure struct {
 	DaemonCores  float64 `json:"daemon_cores"`
 	CPUPerMsgUS  float64 `json:"daemon_cpu_us_per_message"`
 	MessageBytes int     `json:"message_bytes"`
+	// Commits is how the store committed meanwhile (accepts, and any
+	// pipeline work done alongside).
+	Commits CommitFigure `json:"commits"`
 }
 
 // E2EFigure is the time from the 250 to the message's state being applied.
@@ -149,27 +152,29 @@ type E2EFigure struct {
 // MaxAppliedFigure is the applied rate when sending as fast as the
 // pipeline applies, with at most Window messages accepted but not applied.
 type MaxAppliedFigure struct {
-	Sessions         int     `json:"sessions"`
-	Window           int     `json:"window"`
-	Seconds          float64 `json:"seconds"`
-	Accepted         int64   `json:"accepted"`
-	Applied          int64   `json:"applied"`
-	AppliedPerSecond float64 `json:"applied_per_second"`
-	AcceptPerSecond  float64 `json:"accept_per_second_compared"` // the daemon's best durable accept rate
-	RatioToAccept    float64 `json:"ratio_to_accept"`
-	DaemonCores      float64 `json:"daemon_cores"`
-	CPUPerMsgUS      float64 `json:"daemon_cpu_us_per_message"` // parse to relay, per applied message
+	Sessions         int          `json:"sessions"`
+	Window           int          `json:"window"`
+	Seconds          float64      `json:"seconds"`
+	Accepted         int64        `json:"accepted"`
+	Applied          int64        `json:"applied"`
+	AppliedPerSecond float64      `json:"applied_per_second"`
+	AcceptPerSecond  float64      `json:"accept_per_second_compared"` // the daemon's best durable accept rate
+	RatioToAccept    float64      `json:"ratio_to_accept"`
+	DaemonCores      float64      `json:"daemon_cores"`
+	CPUPerMsgUS      float64      `json:"daemon_cpu_us_per_message"` // parse to relay, per applied message
+	Commits          CommitFigure `json:"commits"`
 }
 
 // FanoutFigure is one POST /event/{uid}/invites fan-out to the relay.
 type FanoutFigure struct {
-	Invites          int     `json:"invites"`
-	PostSeconds      float64 `json:"post_seconds"`    // all POSTs answered
-	CreatedSeconds   float64 `json:"created_seconds"` // attendee_count reached Invites
-	SentSeconds      float64 `json:"sent_seconds"`    // the relay counted Invites messages
-	InvitesPerSecond float64 `json:"invites_per_second"`
-	CreatedPerSecond float64 `json:"created_per_second"`
-	DaemonCores      float64 `json:"daemon_cores"`
+	Invites          int          `json:"invites"`
+	PostSeconds      float64      `json:"post_seconds"`    // all POSTs answered
+	CreatedSeconds   float64      `json:"created_seconds"` // attendee_count reached Invites
+	SentSeconds      float64      `json:"sent_seconds"`    // the relay counted Invites messages
+	InvitesPerSecond float64      `json:"invites_per_second"`
+	CreatedPerSecond float64      `json:"created_per_second"`
+	DaemonCores      float64      `json:"daemon_cores"`
+	Commits          CommitFigure `json:"commits"`
 	// Seed is the same for the big event of the HTTP read figures.
 	Seed *FanoutFigure `json:"seed_big_event,omitempty"`
 }
@@ -331,14 +336,14 @@ func printTable(w io.Writer, r *Result) {
 
 	if len(r.Accept) > 0 {
 		section("2. Durable SMTP accept (REQUESTs to create@, fsync on; default: parsing holds back while arrivals outpace it; no-hold: --burst-rate=-1)")
-		fmt.Fprintln(tw, "mode\tsessions\taccepted/s\t÷ go-smtp\t÷ bbolt group\tp50 ms\tp99 ms\t4xx\terrors\tdaemon cores\tCPU µs/msg\t")
+		fmt.Fprintln(tw, "mode\tsessions\taccepted/s\t÷ go-smtp\t÷ bbolt group\tp50 ms\tp99 ms\t4xx\terrors\tdaemon cores\tCPU µs/msg\tcommits × updates\t")
 		for _, f := range r.Accept {
 			vsBolt := pct(f.VsBolt)
 			if f.BoltProducers > 0 {
 				vsBolt += fmt.Sprintf(" (P=%d)", f.BoltProducers)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%d\t%d\t%.2f\t%.0f\t\n", f.Mode, f.Sessions, f.PerSecond, pct(f.VsSMTP), vsBolt,
-				f.Latency.P50, f.Latency.P99, f.Deferred, f.Errors, f.DaemonCores, f.CPUPerMsgUS)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%d\t%d\t%.2f\t%.0f\t%s\t\n", f.Mode, f.Sessions, f.PerSecond, pct(f.VsSMTP), vsBolt,
+				f.Latency.P50, f.Latency.P99, f.Deferred, f.Errors, f.DaemonCores, f.CPUPerMsgUS, f.Commits)
 		}
 	}
 
@@ -350,17 +355,18 @@ func printTable(w io.Writer, r *Result) {
 		if m := e.Max; m != nil {
 			tw.Flush()
 			fmt.Fprintf(w, "   max applied (closed loop, %d sessions, ≤%d in flight, %.0f s):\n", m.Sessions, m.Window, m.Seconds)
-			fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\t")
-			fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS)
+			fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates\tupdates/msg\t")
+			fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
+				m.Commits, m.Commits.UpdatesPerMessage)
 		}
 	}
 
 	if f := r.Fanout; f != nil {
 		section("4. Invite fan-out (POST /event/{uid}/invites → relay)")
-		fmt.Fprintln(tw, "invites\tPOSTs s\tattendees created s\trelay got all s\tinvites/s\tcreated/s\tdaemon cores\t")
+		fmt.Fprintln(tw, "invites\tPOSTs s\tattendees created s\trelay got all s\tinvites/s\tcreated/s\tdaemon cores\tcommits × updates\t")
 		row := func(label string, f *FanoutFigure) {
-			fmt.Fprintf(tw, "%s%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t\n", label, f.Invites, f.PostSeconds, f.CreatedSeconds, f.SentSeconds,
-				f.InvitesPerSecond, f.CreatedPerSecond, f.DaemonCores)
+			fmt.Fprintf(tw, "%s%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%s\t\n", label, f.Invites, f.PostSeconds, f.CreatedSeconds, f.SentSeconds,
+				f.InvitesPerSecond, f.CreatedPerSecond, f.DaemonCores, f.Commits)
 		}
 		row("", f)
 		if f.Seed != nil {
