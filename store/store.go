@@ -56,6 +56,10 @@ type Options struct {
 	// Linger is how long a transaction holding only UpdateLater functions
 	// waits for more before it commits (default 2ms; negative: not at all).
 	Linger time.Duration
+	// MappedBudget is how many bytes of the database's memory map may stay
+	// resident before the store lets them go to the page cache (see
+	// mapped.go; default 64 MiB, checked every second; negative: never).
+	MappedBudget int64
 }
 
 // DB is the store. It is safe for concurrent use.
@@ -74,6 +78,8 @@ type DB struct {
 	qlen   map[string]*atomic.Int64
 	commit atomic.Int64 // transactions committed
 	fns    atomic.Int64 // Update functions they held
+
+	released atomic.Int64 // see releaseMapped
 
 	events eventCache // see Tx.EventShared
 }
@@ -120,6 +126,12 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	go db.commitLoop()
+	if opts.MappedBudget == 0 {
+		opts.MappedBudget = 64 << 20
+	}
+	if opts.MappedBudget > 0 {
+		go db.watchMapped(opts.MappedBudget, time.Second)
+	}
 	return db, nil
 }
 

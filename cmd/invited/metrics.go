@@ -33,11 +33,12 @@ var (
 	descCommits   = prometheus.NewDesc("invited_store_commits_total", "Write transactions committed (each one fsync) since start.", nil, nil)
 	descCommitted = prometheus.NewDesc("invited_store_committed_functions_total", "Updates those transactions held: over commits, how many share each fsync.", nil, nil)
 	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
+	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
 	descCounts    = prometheus.NewDesc("invited_system_count", "The system statistics, as GET /system/statistics gives them.", []string{"what"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descFile, descCounts} {
+	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descFile, descReleased, descCounts} {
 		ch <- d
 	}
 }
@@ -61,6 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descHolds, c.pl.Holds())
 	counter(descCommits, c.db.Commits())
 	counter(descCommitted, c.db.Committed())
+	counter(descReleased, c.db.Released())
 	if n, err := c.db.Size(); err == nil {
 		gauge(descFile, n)
 	}

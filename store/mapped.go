@@ -1,0 +1,45 @@
+package store
+
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bbolt reads the database through a read-only shared memory map, so every
+// page a read touches counts in the daemon's resident memory until the
+// kernel needs it back: a fan-out to a million attendees reads them all
+// and the RSS grows to the size of the file, although the data is in the
+// page cache either way. The watcher below drops the daemon's own mapping
+// of those pages whenever they pass Options.MappedBudget: the page cache
+// keeps them (a later read is a minor fault, no disk), the kernel may
+// reclaim them like any cache, and the RSS stays the heap plus the budget.
+
+// watchMapped checks the mapped pages in memory every interval until the
+// store closes, and lets them go when they pass budget bytes.
+func (db *DB) watchMapped(budget int64, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.closing:
+			return
+		case <-t.C:
+		}
+		if n, ok := residentFileBytes(); ok && n > budget {
+			db.releaseMapped()
+		}
+	}
+}
+
+// releaseMapped drops the daemon's mapping of the database's pages (see
+// above). It holds a read transaction, so bbolt cannot remap meanwhile.
+func (db *DB) releaseMapped() {
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		return dropMapping(db.bolt.Info().Data, uintptr(tx.Size()))
+	})
+	db.released.Add(1)
+}
+
+// Released is how many times the mapped pages were let go.
+func (db *DB) Released() int64 { return db.released.Load() }

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// TestReleaseMapped: letting the mapped pages go shrinks the resident set
+// by about the data read, and every value reads back the same afterwards.
+func TestReleaseMapped(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{MappedBudget: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n, size = 400, 64 << 10 // 25 MiB
+	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
+	for i := 0; i < n; i += 50 {
+		err := db.Update(context.Background(), func(tx *Tx) error {
+			for j := i; j < i+50; j++ {
+				if err := tx.tx.Bucket(bRaw).Put([]byte(fmt.Sprintf("k%04d", j)), value(j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll := func() {
+		t.Helper()
+		err := db.View(func(tx *Tx) error {
+			for i := range n {
+				if v := tx.tx.Bucket(bRaw).Get([]byte(fmt.Sprintf("k%04d", i))); !bytes.Equal(v, value(i)) {
+					return fmt.Errorf("value %d differs (%d bytes)", i, len(v))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	resident := func() int64 {
+		t.Helper()
+		b, ok := residentFileBytes()
+		if !ok {
+			t.Skip("no RssFile in /proc/self/status")
+		}
+		return b
+	}
+	readAll()
+	before := resident()
+	db.releaseMapped()
+	after := resident()
+	if before-after < n*size/2 {
+		t.Errorf("resident file pages %d MiB before letting go, %d MiB after: want at least %d MiB less",
+			before>>20, after>>20, n*size/2>>20)
+	}
+	readAll() // the same data, from the page cache
+	if db.Released() != 1 {
+		t.Errorf("Released() = %d", db.Released())
+	}
+}
