@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,11 +97,20 @@ func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
 		if b, err = p.rereadCalendar(k); err != nil {
 			return nil, err
 		}
+		if c.Sum != "" && calendarSum(b) != c.Sum {
+			return nil, reject("calendar %d of message %s reads differently than when it was checked; send it again", c.Part, j.Message)
+		}
 	}
 	if err := json.Unmarshal(b, &c.Calendar); err != nil || c.Calendar == nil {
 		return nil, reject("unreadable calendar %d of message %s: %v", c.Part, j.Message, err)
 	}
 	return c, nil
+}
+
+// calendarSum identifies an encoded calendar.
+func calendarSum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
 }
 
 // rereadCalendar reads calendar k.part of message k.message again, as

@@ -78,3 +78,48 @@ func TestHandoff_DroppedOnceCreated(t *testing.T) {
 	h.register(testdata(t, weekly))
 	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.len() == 0 })
 }
+
+// TestHandoff_TwoCalendarsReadAgain: with two calendars in a message and
+// nothing handed off, each job gets its own calendar back.
+func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop()
+	base := testdata(t, weekly)
+	cal, err := itip.ParseCalendar(strings.NewReader(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := cal.Events[0].Organizer.Email
+	first := setProp(setProp(base, "UID", "first@example.com"), "SUMMARY", "First meeting")
+	second := setProp(setProp(base, "UID", "second@example.com"), "SUMMARY", "Second meeting")
+	part := func(ics string) string {
+		ics = strings.ReplaceAll(strings.ReplaceAll(ics, "\r\n", "\n"), "\n", "\r\n")
+		return "--b\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n" + ics + "\r\n"
+	}
+	raw := "From: " + org + "\r\nTo: create@" + domain + "\r\nSubject: two\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + part(first) + part(second) + "--b--\r\n"
+	id := h.accept(org, "create@"+domain, []byte(raw))
+	jobs, _, err := h.db.Due(StageParse, time.Now(), 10, nil)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
+	}
+	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
+	if n := h.db.QueueLen(StageVerify); n != 2 {
+		t.Fatalf("%d verify jobs, want 2", n)
+	}
+	h.p.handoff = handoff{}
+	h.start()
+	if m := h.outcome(id); m.Status != store.MessageProcessed {
+		t.Fatalf("message %s: %s %+v", id, m.Status, m.Notes)
+	}
+	for uid, summary := range map[string]string{"first@example.com": "First meeting", "second@example.com": "Second meeting"} {
+		var e *store.Event
+		h.eventually("event "+uid, func() bool {
+			h.db.View(func(tx *store.Tx) (err error) { e, err = tx.EventByOriginalUID(uid); return err })
+			return e != nil
+		})
+		if e.Summary != summary {
+			t.Errorf("event %s: summary %q, want %q", uid, e.Summary, summary)
+		}
+	}
+}

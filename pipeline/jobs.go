@@ -32,6 +32,10 @@ type commandJob struct {
 	// Part is which calendar of the message this is (itip.Message.Calendars);
 	// verify and create find it through the hand-off (handoff.go).
 	Part int `json:"part"`
+	// Sum is the SHA-256 of the calendar as parse encoded it: a calendar
+	// read again from the message must be that one (a later version might
+	// read the message differently), or the job is refused.
+	Sum string `json:"sum,omitempty"`
 	// Calendar is filled in by Pipeline.command; jobs written by earlier
 	// versions carry it.
 	Calendar *itip.Calendar `json:"calendar,omitempty"`

@@ -176,7 +176,8 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		if err != nil {
 			return fmt.Errorf("pipeline: encode calendar: %w", err)
 		}
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject, Part: part, Auth: verdict})
+		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject,
+			Part: part, Sum: calendarSum(b), Auth: verdict})
 		if err != nil {
 			return err
 		}
