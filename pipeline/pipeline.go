@@ -343,10 +343,10 @@ func (p *Pipeline) yieldToSMTP() bool {
 // work runs one job and commits its outcome: done with results, rejected
 // with a reason, retried later, or buried as a dead letter.
 func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
-	// A message has left the inbound stages once create is done with it,
-	// or an earlier stage rejected or buried it: the pace bursts are
-	// measured against.
-	left := st.name == StageCreate
+	// A job has left the inbound stages once create completed it, or an
+	// inbound stage rejected or buried it: the pace bursts are measured
+	// against. Retries and deferrals have not left.
+	left := false
 	defer func() {
 		if left {
 			p.burst.worked.add(time.Now())
@@ -397,6 +397,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		})
 	}()
 	if err == nil {
+		left = st.name == StageCreate
 		return
 	}
 	if errors.Is(err, errGone) {

@@ -219,7 +219,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 // high-water mark, where SMTP answers 451.
 func (a *App) ready() error {
 	if a.pl.Busy() {
-		return fmt.Errorf("inbound queue past its high-water mark (%d jobs queued)", a.pl.InboundLen())
+		return errors.New("inbound queue past its high-water mark: SMTP answers 451 until it drains")
 	}
 	return nil
 }

@@ -157,8 +157,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not debug, info, warn or error", c.LogLevel))
 	}
-	if c.BurstBuffer < 0 {
-		errs = append(errs, errors.New("burst-buffer must not be negative"))
+	if c.BurstBuffer < 0 || c.BurstBuffer > c.MaxInbound {
+		errs = append(errs, errors.New("burst-buffer must be between 0 (half of max-inbound) and max-inbound"))
 	}
 	if c.DNSCache < 0 {
 		errs = append(errs, errors.New("dns-cache must not be negative"))
