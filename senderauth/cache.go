@@ -79,14 +79,23 @@ func cached[T any](c *Cache, ctx context.Context, kind byte, name string,
 	e, ok := c.entries[k]
 	c.mu.Unlock()
 	if !ok || !now.Before(e.expires) {
-		v, err, _ := c.flight.Do(string(kind)+k.name, func() (any, error) {
-			v, err := lookup(ctx, name)
+		// The shared query belongs to no one caller: it outlives a caller
+		// that gives up, and each caller waits only as long as its own ctx.
+		ch := c.flight.DoChan(string(kind)+k.name, func() (any, error) {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+			defer cancel()
+			v, err := lookup(qctx, name)
 			if err == nil || isNotFound(err) {
 				c.store(k, cacheEntry{val: v, err: err, expires: c.now().Add(c.ttl)})
 			}
 			return v, err
 		})
-		e = cacheEntry{val: v, err: err}
+		select {
+		case r := <-ch:
+			e = cacheEntry{val: r.Val, err: r.Err}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	v, _ := e.val.([]T)
 	return slices.Clone(v), e.err
@@ -108,6 +117,9 @@ func (c *Cache) store(k cacheKey, e cacheEntry) {
 	}
 	c.entries[k] = e
 }
+
+// lookupTimeout bounds one shared query.
+const lookupTimeout = 15 * time.Second
 
 // isNotFound reports a definite "no such name or record" answer, which is
 // as cacheable as a record.

@@ -16,12 +16,20 @@ import (
 // in fail answer a temporary error.
 type counting struct {
 	*dnstest.Resolver
-	n    atomic.Int64
-	fail sync.Map
+	n     atomic.Int64
+	fail  sync.Map
+	delay time.Duration // a slow server's answer time
 }
 
 func (c *counting) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	c.n.Add(1)
+	if c.delay > 0 {
+		select {
+		case <-time.After(c.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if _, ok := c.fail.Load(name); ok {
 		return nil, &net.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true}
 	}
@@ -91,22 +99,43 @@ func TestCache_Bounded(t *testing.T) {
 }
 
 func TestCache_Concurrent(t *testing.T) {
-	dns := &counting{Resolver: dnstest.NewResolver()}
+	dns := &counting{Resolver: dnstest.NewResolver(), delay: 200 * time.Millisecond}
 	dns.SetTXT("example.com", "v=spf1 -all")
 	c := NewCache(dns, time.Hour, 0)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			for range 100 {
-				if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
-					t.Errorf("lookup: %q, %v", v, err)
-					return
-				}
+			if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
+				t.Errorf("lookup: %q, %v", v, err)
 			}
 		})
 	}
 	wg.Wait()
-	if n := dns.n.Load(); n > 16 {
-		t.Errorf("%d upstream lookups for one name, want at most one per goroutine's first miss", n)
+	if n := dns.n.Load(); n > 2 {
+		t.Errorf("%d upstream lookups for 16 callers of one name at once, want them to share one", n)
+	}
+}
+
+// TestCache_CallerGivesUp: a caller whose context ends gets its error at
+// once, and the query it started still finishes and is kept for others.
+func TestCache_CallerGivesUp(t *testing.T) {
+	dns := &counting{Resolver: dnstest.NewResolver(), delay: 100 * time.Millisecond}
+	dns.SetTXT("example.com", "v=spf1 -all")
+	c := NewCache(dns, time.Hour, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := c.LookupTXT(ctx, "example.com"); done <- err }()
+	for dns.n.Load() == 0 {
+		<-time.After(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that gave up got %v", err)
+	}
+	if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
+		t.Fatalf("the next caller: %q, %v", v, err)
+	}
+	if n := dns.n.Load(); n != 1 {
+		t.Errorf("%d upstream lookups: the first query was abandoned with its caller", n)
 	}
 }
