@@ -123,20 +123,28 @@ func (tx *Tx) EventShared(uid string) (*Event, error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("store: decode %s/%q: %w", bEvents, uid, err)
 	}
-	c.mu.Lock()
-	if len(c.m) >= maxSharedEvents {
-		clear(c.m)
+	if n := 2 * len(data); n <= maxSharedBytes/16 { // about: the bytes and what they decode to
+		c.mu.Lock()
+		if old, ok := c.m[uid]; ok {
+			c.size -= 2 * len(old.data)
+		}
+		if len(c.m) >= maxSharedEvents || c.size+n > maxSharedBytes {
+			clear(c.m)
+			c.size = 0
+		}
+		c.m[uid] = sharedEvent{data: bytes.Clone(data), ev: &e}
+		c.size += n
+		c.mu.Unlock()
 	}
-	c.m[uid] = sharedEvent{data: bytes.Clone(data), ev: &e}
-	c.mu.Unlock()
 	cp := e
 	return &cp, nil
 }
 
 // eventCache holds EventShared's decoded events.
 type eventCache struct {
-	mu sync.Mutex
-	m  map[string]sharedEvent
+	mu   sync.Mutex
+	m    map[string]sharedEvent
+	size int // bytes held, about
 }
 
 type sharedEvent struct {
@@ -144,8 +152,11 @@ type sharedEvent struct {
 	ev   *Event
 }
 
-// maxSharedEvents bounds eventCache.
-const maxSharedEvents = 256
+// maxSharedEvents and maxSharedBytes bound eventCache.
+const (
+	maxSharedEvents = 256
+	maxSharedBytes  = 8 << 20
+)
 
 // EventByOriginalUID reads the event registered for an organizer's UID.
 func (tx *Tx) EventByOriginalUID(orig string) (*Event, error) {

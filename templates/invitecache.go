@@ -9,22 +9,29 @@ import (
 // inviteCache remembers rendered invites: a fan-out renders the same event
 // for every attendee, and rendering is a pure function of the data.
 type inviteCache struct {
-	mu sync.Mutex
-	m  map[Invite][2]string
+	mu   sync.Mutex
+	m    map[Invite][2]string
+	size int // bytes held, about
 	// named: the invite templates can see AttendeeName, so it is part of
 	// the key; when they cannot, one rendering serves every attendee.
 	named bool
 }
 
-// maxInviteCache bounds the renderings kept.
-const maxInviteCache = 1024
+// maxInviteCache and maxInviteCacheBytes bound the renderings kept.
+const (
+	maxInviteCache      = 1024
+	maxInviteCacheBytes = 8 << 20
+)
 
-// RenderInvite is Render("invite", data), through a cache.
+// RenderInvite is Render("invite", data), through a cache when the
+// templates render the same for every attendee (with templates that show
+// the attendee's name, each rendering is used once: nothing is kept).
 func (s *Set) RenderInvite(data Invite) (text, html string, err error) {
-	key := data
-	if !s.invites.named {
-		key.AttendeeName = ""
+	if s.invites.named {
+		return s.Render("invite", data)
 	}
+	key := data
+	key.AttendeeName = ""
 	c := &s.invites
 	c.mu.Lock()
 	r, ok := c.m[key]
@@ -35,11 +42,18 @@ func (s *Set) RenderInvite(data Invite) (text, html string, err error) {
 	if text, html, err = s.Render("invite", data); err != nil {
 		return "", "", err
 	}
+	n := len(text) + len(html) + len(key.Summary) + len(key.When) + len(key.Location) + len(key.Description) +
+		len(key.Organizer) + len(key.Occurrence)
+	if n > maxInviteCacheBytes/16 {
+		return text, html, nil // one huge event: not worth a sixteenth of the cache
+	}
 	c.mu.Lock()
-	if len(c.m) >= maxInviteCache {
+	if len(c.m) >= maxInviteCache || c.size+n > maxInviteCacheBytes {
 		clear(c.m)
+		c.size = 0
 	}
 	c.m[key] = [2]string{text, html}
+	c.size += n
 	c.mu.Unlock()
 	return text, html, nil
 }
