@@ -271,8 +271,8 @@ func (s *session) Data(r io.Reader) error {
 		RcptTo:   append([]string(nil), s.rcpt...),
 		TLS:      isTLS,
 	}
-	// Our Received header first, then the message read straight after it:
-	// one buffer, no copy.
+	// Our Received header first (stamped as DATA starts), then the message
+	// read straight after it: one buffer, not a second copy to prepend.
 	buf := bytes.NewBuffer(make([]byte, 0, 8<<10))
 	buf.Write(s.received(env))
 	trace := buf.Len()

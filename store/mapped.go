@@ -15,9 +15,10 @@ import (
 // keeps them (a later read is a minor fault, no disk), the kernel may
 // reclaim them like any cache, and the RSS stays the heap plus the budget.
 
-// watchMapped checks the mapped pages in memory every interval until the
-// store closes, and lets them go when they pass budget bytes.
+// watchMapped checks the database's mapped pages in memory every
+// interval until the store closes, and lets them go past budget bytes.
 func (db *DB) watchMapped(budget int64, interval time.Duration) {
+	defer db.watching.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -26,19 +27,30 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if n, ok := residentFileBytes(); ok && n > budget {
-			db.releaseMapped()
-		}
+		db.checkMapped(budget)
 	}
+}
+
+// checkMapped lets the mapped pages go if more than budget bytes of them
+// are resident, and reports whether it did.
+func (db *DB) checkMapped(budget int64) bool {
+	n, ok := residentMapped(db.bolt.Path())
+	if !ok || n <= budget {
+		return false
+	}
+	return db.releaseMapped() == nil
 }
 
 // releaseMapped drops the daemon's mapping of the database's pages (see
 // above). It holds a read transaction, so bbolt cannot remap meanwhile.
-func (db *DB) releaseMapped() {
-	_ = db.bolt.View(func(tx *bolt.Tx) error {
+func (db *DB) releaseMapped() error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return dropMapping(db.bolt.Info().Data, uintptr(tx.Size()))
 	})
-	db.released.Add(1)
+	if err == nil {
+		db.released.Add(1)
+	}
+	return err
 }
 
 // Released is how many times the mapped pages were let go.

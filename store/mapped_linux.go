@@ -2,6 +2,7 @@ package store
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,18 +21,59 @@ func dropMapping(addr, length uintptr) error {
 	return nil
 }
 
-// residentFileBytes is how much of the process's resident memory is
-// file-backed (RssFile in /proc/self/status).
-func residentFileBytes() (int64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
+// residentMapped is how many bytes of the process's mappings of the file
+// at path are resident (the Rss of its entries in /proc/self/smaps).
+func residentMapped(path string) (int64, bool) {
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return 0, false
 	}
+	if p, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = p
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return 0, false
+	}
+	var total int64
+	found, inFile := false, false
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+		line = strings.TrimSuffix(line, "\n")
+		if isMappingHeader(line) {
+			inFile = strings.HasSuffix(line, " "+abs)
+			found = found || inFile
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok && inFile {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err == nil
+			if err != nil {
+				return 0, false
+			}
+			total += kb << 10
 		}
 	}
-	return 0, false
+	return total, found
+}
+
+// isMappingHeader reports whether an smaps line starts a mapping
+// ("start-end perms offset dev inode path"), not a "Key: value" line.
+func isMappingHeader(line string) bool {
+	addr, _, ok := strings.Cut(line, " ")
+	if !ok {
+		return false
+	}
+	lo, hi, ok := strings.Cut(addr, "-")
+	return ok && isHex(lo) && isHex(hi)
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -47,17 +47,22 @@ func TestReleaseMapped(t *testing.T) {
 	}
 	resident := func() int64 {
 		t.Helper()
-		b, ok := residentFileBytes()
+		b, ok := residentMapped(db.Path())
 		if !ok {
-			t.Skip("no RssFile in /proc/self/status")
+			t.Fatal("the database's mapping is not in /proc/self/smaps")
 		}
 		return b
 	}
 	readAll()
 	before := resident()
-	db.releaseMapped()
+	if db.checkMapped(before + 1) {
+		t.Fatal("let go while under the budget")
+	}
+	if !db.checkMapped(before / 2) {
+		t.Fatal("kept the pages while over the budget")
+	}
 	after := resident()
-	if before-after < n*size/2 {
+	if before < n*size/2 || after > before/4 {
 		t.Errorf("resident file pages %d MiB before letting go, %d MiB after: want at least %d MiB less",
 			before>>20, after>>20, n*size/2>>20)
 	}

@@ -4,4 +4,4 @@ package store
 
 func dropMapping(addr, length uintptr) error { return nil }
 
-func residentFileBytes() (int64, bool) { return 0, false }
+func residentMapped(path string) (int64, bool) { return 0, false }

@@ -79,7 +79,8 @@ type DB struct {
 	commit atomic.Int64 // transactions committed
 	fns    atomic.Int64 // Update functions they held
 
-	released atomic.Int64 // see releaseMapped
+	released atomic.Int64   // see releaseMapped
+	watching sync.WaitGroup // watchMapped, waited for by Close
 
 	events eventCache // see Tx.EventShared
 }
@@ -130,6 +131,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.MappedBudget = 64 << 20
 	}
 	if opts.MappedBudget > 0 {
+		db.watching.Add(1)
 		go db.watchMapped(opts.MappedBudget, time.Second)
 	}
 	return db, nil
@@ -164,6 +166,7 @@ func (db *DB) init() error {
 func (db *DB) Close() error {
 	db.once.Do(func() { close(db.closing) })
 	<-db.done
+	db.watching.Wait()
 	return db.bolt.Close()
 }
 

@@ -100,12 +100,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if getenv("GOGC") == "" {
 		// The live heap is small (tens of MiB; the database is mapped, not
 		// on the heap), so Go's default of collecting each time it doubles
-		// spends a tenth of a fan-out's CPU on GC. Let it triple instead,
-		// under a soft limit that brings the default back as it nears it.
+		// spends a tenth of a fan-out's CPU on GC. Let it triple instead.
 		debug.SetGCPercent(200)
-		if getenv("GOMEMLIMIT") == "" {
-			debug.SetMemoryLimit(256 << 20)
-		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
