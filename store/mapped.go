@@ -11,7 +11,8 @@ import (
 // kernel needs it back: a fan-out to a million attendees reads them all
 // and the RSS grows to the size of the file, although the data is in the
 // page cache either way. The watcher below drops the daemon's own mapping
-// of those pages whenever they pass Options.MappedBudget: the page cache
+// of those pages whenever the process's file-backed pages pass
+// Options.MappedBudget with at least half of it the database's: the page cache
 // keeps them (a later read is a minor fault, no disk), the kernel may
 // reclaim them like any cache, and the RSS stays the heap plus the budget.
 
@@ -32,10 +33,15 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 }
 
 // checkMapped lets the mapped pages go if more than budget bytes of them
-// are resident, and reports whether it did.
+// are resident, and reports whether it did. The process's file-backed
+// resident total is cheap to read and an upper bound, so the costlier count
+// of the database's own mapping is made only when that total is over.
 func (db *DB) checkMapped(budget int64) bool {
+	if n, ok := residentFile(); ok && n <= budget {
+		return false
+	}
 	n, ok := residentMapped(db.bolt.Path())
-	if !ok || n <= budget {
+	if !ok || n <= budget/2 {
 		return false
 	}
 	return db.releaseMapped() == nil

@@ -21,6 +21,22 @@ func dropMapping(addr, length uintptr) error {
 	return nil
 }
 
+// residentFile is how many bytes of the process's resident memory are
+// file-backed (the third field of /proc/self/statm: kept by the kernel as
+// a counter, so reading it costs nothing like a walk of the mappings).
+func residentFile() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(f[2], 10, 64)
+	return pages * int64(os.Getpagesize()), err == nil
+}
+
 // residentMapped is how many bytes of the process's mappings of the file
 // at path are resident (the Rss of its entries in /proc/self/smaps).
 func residentMapped(path string) (int64, bool) {

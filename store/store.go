@@ -58,7 +58,8 @@ type Options struct {
 	Linger time.Duration
 	// MappedBudget is how many bytes of the database's memory map may stay
 	// resident before the store lets them go to the page cache (see
-	// mapped.go; default 64 MiB, checked every second; negative: never).
+	// mapped.go; default 64 MiB, checked ten times a second; negative:
+	// never).
 	MappedBudget int64
 }
 
@@ -132,7 +133,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if opts.MappedBudget > 0 {
 		db.watching.Add(1)
-		go db.watchMapped(opts.MappedBudget, time.Second)
+		go db.watchMapped(opts.MappedBudget, 100*time.Millisecond)
 	}
 	return db, nil
 }
