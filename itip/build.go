@@ -62,7 +62,7 @@ func BuildMessage(o Outbound) ([]byte, error) {
 	}
 	method := token(o.Calendar.Method)
 	if !isToken(method) {
-		return nil, fmt.Errorf("itip: build message: calendar needs a METHOD, have %q", truncate(method, 40))
+		return nil, fmt.Errorf("itip: build message: calendar needs a METHOD, have %q", Truncate(method, 40))
 	}
 	ics, err := Encode(o.Calendar)
 	if err != nil {
@@ -86,7 +86,7 @@ func BuildMessage(o Outbound) ([]byte, error) {
 	for _, kv := range o.Headers {
 		name := strings.TrimSpace(kv[0])
 		if !validFieldName(name) {
-			return nil, fmt.Errorf("itip: build message: invalid header name %q", truncate(name, 40))
+			return nil, fmt.Errorf("itip: build message: invalid header name %q", Truncate(name, 40))
 		}
 		if builtHeaders[strings.ToLower(name)] {
 			return nil, fmt.Errorf("itip: build message: header %s is set by BuildMessage", name)
@@ -191,7 +191,7 @@ func headerAddress(field string, a Address) (*mail.Address, error) {
 	}, calAddress(a.Email))
 	at := strings.LastIndexByte(email, '@')
 	if at <= 0 || at == len(email)-1 {
-		return nil, fmt.Errorf("itip: build message: invalid %s address %q", field, truncate(a.Email, 64))
+		return nil, fmt.Errorf("itip: build message: invalid %s address %q", field, Truncate(a.Email, 64))
 	}
 	return &mail.Address{Name: headerText(a.Name), Address: email}, nil
 }

@@ -209,7 +209,9 @@ func hasUTF8Sequence(b []byte) bool {
 	return false
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes on a rune boundary, ending in "…"
+// when cut.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -198,7 +198,7 @@ func (p *prepass) line(raw string) (done bool, err error) {
 		}
 		comp := strings.ToUpper(strings.TrimSpace(value))
 		if comp != top.name {
-			return false, fmt.Errorf("itip: malformed calendar: END:%s inside %s", truncate(comp, 40), truncate(top.name, 40))
+			return false, fmt.Errorf("itip: malformed calendar: END:%s inside %s", Truncate(comp, 40), Truncate(top.name, 40))
 		}
 		if top.keep {
 			p.emit("END", nil, comp)

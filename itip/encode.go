@@ -44,7 +44,7 @@ func Encode(c *Calendar) ([]byte, error) {
 	}
 	method := token(c.Method)
 	if method != "" && !isToken(method) {
-		return nil, fmt.Errorf("itip: encode: invalid METHOD %q", truncate(method, 40))
+		return nil, fmt.Errorf("itip: encode: invalid METHOD %q", Truncate(method, 40))
 	}
 	for i := range c.Events {
 		if strings.TrimSpace(stripControls(c.Events[i].UID)) == "" {

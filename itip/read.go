@@ -258,7 +258,7 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 		return fmt.Errorf("%w: message over %d bytes", ErrLimit, w.lim.MaxMessageBytes)
 	}
 	if int64(len(data)) > w.lim.MaxPartBytes {
-		return fmt.Errorf("%w: part %q (%s) over %d bytes", ErrLimit, truncate(filename, 64), mediaType, w.lim.MaxPartBytes)
+		return fmt.Errorf("%w: part %q (%s) over %d bytes", ErrLimit, Truncate(filename, 64), mediaType, w.lim.MaxPartBytes)
 	}
 	if err == io.ErrUnexpectedEOF && len(data) > 0 {
 		// The last part of a multipart without its closing boundary: read

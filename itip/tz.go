@@ -34,7 +34,7 @@ var windowsZoneFold = sync.OnceValue(func() map[string]string {
 func LoadLocation(tzid string) (*time.Location, error) {
 	name := strings.TrimSpace(strings.Trim(strings.TrimSpace(tzid), `"`))
 	if name == "" || len(name) > 200 || name == "Local" || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownZone, truncate(tzid, 64))
+		return nil, fmt.Errorf("%w: %q", ErrUnknownZone, Truncate(tzid, 64))
 	}
 	if loc, ok := loadIANA(name); ok {
 		return loc, nil
@@ -60,7 +60,7 @@ func LoadLocation(tzid string) (*time.Location, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnknownZone, truncate(tzid, 64))
+	return nil, fmt.Errorf("%w: %q", ErrUnknownZone, Truncate(tzid, 64))
 }
 
 // loadIANA loads a name from Go's zone database, refusing the names that

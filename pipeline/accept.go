@@ -7,8 +7,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
 )
 
@@ -206,15 +206,15 @@ func (p *Pipeline) inviteRows(tx *store.Tx, uid string, rows []store.Invitee, er
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>\",;\r\n\t\x00") {
-		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+		return "", fmt.Errorf("invalid email address %q", itip.Truncate(s, 80))
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || !strings.Contains(s, "@") || strings.HasPrefix(s, "@") || strings.HasSuffix(s, "@") {
-		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+		return "", fmt.Errorf("invalid email address %q", itip.Truncate(s, 80))
 	}
 	local, domain, _ := strings.Cut(s, "@")
 	if !strings.Contains(domain, ".") && domain != "localhost" || len(local) > 64 {
-		return "", fmt.Errorf("invalid email address %q", truncate(s, 80))
+		return "", fmt.Errorf("invalid email address %q", itip.Truncate(s, 80))
 	}
 	return strings.ToLower(s), nil
 }
@@ -227,17 +227,7 @@ func cleanName(s string) string {
 		}
 		return r
 	}, s)
-	return truncate(strings.TrimSpace(s), 200)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return itip.Truncate(strings.TrimSpace(s), 200)
 }
 
 // nowOr returns t, or now when t is zero.

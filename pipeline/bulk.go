@@ -173,8 +173,8 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 			}
 			next.Rejected++
 			if len(next.Rows) < maxListed {
-				next.Rows = append(next.Rows, templates.BulkRow{Line: row.Line, Email: truncate(row.Email, 120),
-					Name: truncate(row.Name, 120), Reason: reason})
+				next.Rows = append(next.Rows, templates.BulkRow{Line: row.Line, Email: itip.Truncate(row.Email, 120),
+					Name: itip.Truncate(row.Name, 120), Reason: reason})
 			} else {
 				next.Truncated++
 			}
@@ -204,12 +204,12 @@ func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row inv
 	}
 	e, err := tx.Event(row.UID)
 	if errors.Is(err, store.ErrNotFound) {
-		return "unknown event " + truncate(row.UID, 60), nil
+		return "unknown event " + itip.Truncate(row.UID, 60), nil
 	} else if err != nil {
 		return "", err
 	}
 	if e.OrganizerEmail != sender {
-		return "event " + truncate(row.UID, 60) + " is not yours", nil
+		return "event " + itip.Truncate(row.UID, 60) + " is not yours", nil
 	}
 	if e.Status == store.StatusCancelled {
 		return "event " + e.UID + " is cancelled", nil

@@ -290,7 +290,7 @@ func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 		return p.processed(tx, j, "%s asked for the latest version of %s; resending", email, e.UID)
 	case "COUNTER":
 		a.AddHistory(store.RSVP{Status: a.Status, DTStamp: nowOr(vev.DTStamp, now), Received: now,
-			ProdID: truncate(c.Calendar.ProdID, maxText), Comment: truncate(vev.Comment, maxText), Method: "COUNTER", Message: j.Message})
+			ProdID: itip.Truncate(c.Calendar.ProdID, maxText), Comment: itip.Truncate(vev.Comment, maxText), Method: "COUNTER", Message: j.Message})
 		if err := tx.PutAttendee(a); err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func (p *Pipeline) applyReply(tx *store.Tx, j *store.Job, c *commandJob) error {
 
 	status := partStats[c.Attendee.PartStat]
 	stamp := nowOr(vev.DTStamp, now)
-	comment, prodID := truncate(vev.Comment, maxText), truncate(c.Calendar.ProdID, maxText)
+	comment, prodID := itip.Truncate(vev.Comment, maxText), itip.Truncate(c.Calendar.ProdID, maxText)
 	if !a.LastDTStamp.IsZero() && !stamp.After(a.LastDTStamp) {
 		return p.processed(tx, j, "reply from %s for %s (DTSTAMP %s) is not newer than the last one applied; ignored",
 			email, e.UID, stamp.UTC().Format("20060102T150405Z"))

@@ -86,7 +86,7 @@ func (tx *Tx) PutOrganizer(o *Organizer) error {
 		return errors.New("store: organizer needs an email")
 	}
 	if !tx.exists(bOrgs, []byte(o.Email)) {
-		if err := tx.addSystem(Counters{Organizers: 1}); err != nil {
+		if err := tx.addCounters(bMeta, keySysStats, Counters{Organizers: 1}); err != nil {
 			return err
 		}
 	}

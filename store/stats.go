@@ -75,39 +75,39 @@ func (tx *Tx) Count(uid, organizer string, d Counters) error {
 		return nil
 	}
 	if uid != "" {
-		var c Counters
-		if err := tx.get(bEventStats, []byte(uid), &c); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
 		ev := d
 		ev.Events, ev.Organizers = 0, 0
-		c.Add(ev)
-		if err := tx.put(bEventStats, []byte(uid), &c); err != nil {
+		if err := tx.addCounters(bEventStats, []byte(uid), ev); err != nil {
 			return err
 		}
 	}
 	if organizer != "" {
-		var c Counters
-		if err := tx.get(bOrgStats, []byte(organizer), &c); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
 		od := d
 		od.Organizers = 0
-		c.Add(od)
-		if err := tx.put(bOrgStats, []byte(organizer), &c); err != nil {
+		if err := tx.addCounters(bOrgStats, []byte(organizer), od); err != nil {
 			return err
 		}
 	}
-	return tx.addSystem(d)
+	return tx.addCounters(bMeta, keySysStats, d)
 }
 
-func (tx *Tx) addSystem(d Counters) error {
-	var c Counters
-	if err := tx.get(bMeta, keySysStats, &c); err != nil && !errors.Is(err, ErrNotFound) {
+// addCounters adds d to the counters stored at key.
+func (tx *Tx) addCounters(bucket, key []byte, d Counters) error {
+	c, err := tx.counters(bucket, key)
+	if err != nil {
 		return err
 	}
 	c.Add(d)
-	return tx.put(bMeta, keySysStats, &c)
+	return tx.put(bucket, key, &c)
+}
+
+// counters reads the counters stored at key, zero if there are none yet.
+func (tx *Tx) counters(bucket, key []byte) (Counters, error) {
+	var c Counters
+	if err := tx.get(bucket, key, &c); err != nil && !errors.Is(err, ErrNotFound) {
+		return c, err
+	}
+	return c, nil
 }
 
 // EventStats reads the counters of event uid.
@@ -119,18 +119,10 @@ func (tx *Tx) EventStats(uid string) (Counters, error) {
 
 // OrganizerStats reads the counters of an organizer (zero if unknown).
 func (tx *Tx) OrganizerStats(organizer string) (Counters, error) {
-	var c Counters
-	if err := tx.get(bOrgStats, []byte(organizer), &c); err != nil && !errors.Is(err, ErrNotFound) {
-		return c, err
-	}
-	return c, nil
+	return tx.counters(bOrgStats, []byte(organizer))
 }
 
 // SystemStats reads the system-wide counters.
 func (tx *Tx) SystemStats() (Counters, error) {
-	var c Counters
-	if err := tx.get(bMeta, keySysStats, &c); err != nil && !errors.Is(err, ErrNotFound) {
-		return c, err
-	}
-	return c, nil
+	return tx.counters(bMeta, keySysStats)
 }
