@@ -119,6 +119,3 @@ func (p *Pipeline) Holds() int64 { return p.burst.holds.Load() }
 // Accepted is how many messages Accept has stored since start.
 func (p *Pipeline) Accepted() int64 { return p.burst.accepted.Load() }
 
-// InboundLen is how many jobs wait in the inbound stages (parse, verify,
-// create).
-func (p *Pipeline) InboundLen() int64 { return p.inboundLen() }

@@ -64,12 +64,7 @@ func (p *Pipeline) notify(tx *store.Tx, message string, to itip.Address, templat
 	if err != nil {
 		return err
 	}
-	jb, err := newJob(kindNotify, message, notifyJob{Template: template, To: to, Data: b, ReportUID: reportUID})
-	if err != nil {
-		return err
-	}
-	_, err = tx.Enqueue(StageSend, jb, p.cfg.Now())
-	return err
+	return p.enqueue(tx, StageSend, kindNotify, message, notifyJob{Template: template, To: to, Data: b, ReportUID: reportUID})
 }
 
 // sendNotice renders and delivers a notify job.

@@ -243,6 +243,5 @@ func (p *Pipeline) failedNotice(j *store.Job, c *commandJob, err error) error {
 
 // isOurs reports whether addr is at the served domain.
 func (p *Pipeline) isOurs(addr string) bool {
-	_, domain, _ := strings.Cut(strings.ToLower(addr), "@")
-	return domain == p.cfg.Domain
+	return domainOf(addr) == p.cfg.Domain
 }

@@ -137,11 +137,6 @@ func (tx *Tx) PutBlock(b *Block) error {
 	return tx.put(bBlocks, join(b.Attendee, b.Organizer), b)
 }
 
-// DeleteBlock removes a block.
-func (tx *Tx) DeleteBlock(attendee, organizer string) error {
-	return tx.del(bBlocks, join(attendee, organizer))
-}
-
 // Blocked reports whether attendee blocks organizer.
 func (tx *Tx) Blocked(attendee, organizer string) bool {
 	return tx.exists(bBlocks, join(attendee, organizer))

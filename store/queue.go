@@ -76,7 +76,7 @@ func (tx *Tx) putJob(j *Job) error {
 	db, stage := tx.db, j.Stage
 	tx.OnCommit(func() {
 		db.queueLen(stage).Add(1)
-		db.Kick(stage)
+		db.kick(stage)
 	})
 	return nil
 }
@@ -87,11 +87,10 @@ func (tx *Tx) Done(j *Job) error {
 	if !tx.writable {
 		return ErrReadOnly
 	}
-	b := tx.tx.Bucket(queueBucket(j.Stage))
-	if b == nil || b.Get(j.key()) == nil {
+	if !tx.Queued(j) {
 		return fmt.Errorf("job %d in %s: %w", j.ID, j.Stage, ErrNotFound)
 	}
-	if err := b.Delete(j.key()); err != nil {
+	if err := tx.tx.Bucket(queueBucket(j.Stage)).Delete(j.key()); err != nil {
 		return err
 	}
 	db, stage := tx.db, j.Stage
@@ -108,23 +107,23 @@ func (tx *Tx) Queued(j *Job) bool {
 // Retry puts j back in its queue, due at due, with one more attempt and
 // the error that failed it. j itself is not changed.
 func (tx *Tx) Retry(j *Job, due time.Time, cause string) error {
-	if err := tx.Done(j); err != nil {
-		return err
-	}
-	r := *j
-	r.Attempts++
-	r.LastError = cause
-	r.Due = due
-	return tx.putJob(&r)
+	return tx.requeue(j, due, func(r *Job) { r.Attempts++; r.LastError = cause })
 }
 
 // Defer puts j back in its queue, due at due, as it was: not an attempt.
 func (tx *Tx) Defer(j *Job, due time.Time) error {
+	return tx.requeue(j, due, func(*Job) {})
+}
+
+// requeue takes j out of its queue and puts back a copy due at due,
+// changed by change.
+func (tx *Tx) requeue(j *Job, due time.Time, change func(*Job)) error {
 	if err := tx.Done(j); err != nil {
 		return err
 	}
 	r := *j
 	r.Due = due
+	change(&r)
 	return tx.putJob(&r)
 }
 
@@ -206,7 +205,7 @@ func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) boo
 			if err := json.Unmarshal(v, j); err != nil {
 				// Hand it out anyway, as a kind no stage knows, so it is
 				// dropped with a reason instead of stalling the queue.
-				j = &Job{Kind: KindUndecodable, LastError: err.Error(), Payload: nil}
+				j = &Job{Kind: KindUndecodable, LastError: err.Error()}
 			}
 			j.ID, j.Stage = binary.BigEndian.Uint64(k[8:16]), stage
 			j.Due = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
@@ -221,8 +220,8 @@ func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) boo
 // stage. It has a buffer of one: a wake-up is never lost, several collapse.
 func (db *DB) Wake(stage string) <-chan struct{} { return db.wake(stage) }
 
-// Kick wakes stage's scheduler without queueing anything.
-func (db *DB) Kick(stage string) {
+// kick wakes stage's scheduler.
+func (db *DB) kick(stage string) {
 	select {
 	case db.wake(stage) <- struct{}{}:
 	default:

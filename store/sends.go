@@ -6,7 +6,6 @@ import "time"
 const (
 	SendSent    = "sent"
 	SendFailed  = "failed"  // the relay refused it for good
-	SendSkipped = "skipped" // superseded by a newer message before it went out
 )
 
 // SendRecord is one outbound message, keyed by its Message-ID.
