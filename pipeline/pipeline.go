@@ -263,24 +263,30 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // schedule hands due jobs of st to at most st.workers goroutines. It wakes
 // on a new job, a finished job, or the next retry falling due.
+//
+// A finished job leaves the in-flight set only here, at the top of the
+// loop, after its worker's commit: every queue read that follows sees that
+// commit, so a job is never handed out again once it is done.
 func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 	var (
-		mu       sync.Mutex
 		inflight = make(map[uint64]bool)
 		wg       sync.WaitGroup
-		freed    = make(chan struct{}, 1)
+		finished = make(chan uint64, st.workers)
 		timer    = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
-	skip := func(id uint64) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return inflight[id]
-	}
+	skip := func(id uint64) bool { return inflight[id] }
 	for {
-		mu.Lock()
+	drain:
+		for {
+			select {
+			case id := <-finished:
+				delete(inflight, id)
+			default:
+				break drain
+			}
+		}
 		free := st.workers - len(inflight)
-		mu.Unlock()
 		var next time.Time
 		if st.name == StageParse && p.yieldToSMTP() {
 			// Look again shortly: the burst ends when arrivals slow down.
@@ -292,19 +298,9 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 			}
 			next = n
 			for _, j := range jobs {
-				mu.Lock()
 				inflight[j.ID] = true
-				mu.Unlock()
 				wg.Go(func() {
-					defer func() {
-						mu.Lock()
-						delete(inflight, j.ID)
-						mu.Unlock()
-						select {
-						case freed <- struct{}{}:
-						default:
-						}
-					}()
+					defer func() { finished <- j.ID }()
 					p.work(workCtx, st, j)
 				})
 			}
@@ -319,7 +315,8 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 			wg.Wait()
 			return
 		case <-p.db.Wake(st.name):
-		case <-freed:
+		case id := <-finished:
+			delete(inflight, id)
 		case <-timer.C:
 		}
 	}
@@ -370,15 +367,6 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 				log.Error("panic in stage", "panic", v)
 			}
 		}()
-		// The scheduler's snapshot may predate the commit of a worker that
-		// just finished this job: look again before doing anything.
-		var queued bool
-		if err := p.db.View(func(tx *store.Tx) error { queued = tx.Queued(j); return nil }); err != nil {
-			return err
-		}
-		if !queued {
-			return errGone
-		}
 		if j.Kind == store.KindUndecodable {
 			return reject("unreadable job: %s", j.LastError)
 		}
