@@ -89,7 +89,10 @@ func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	if cfg.Rates != nil {
 		rates = *cfg.Rates
 	}
-	h.perIP, h.perAttendee, h.perEvent = newLimiter(rates.PerIP), newLimiter(rates.PerAttendee), newLimiter(rates.PerEvent)
+	d := DefaultRateLimits
+	h.perIP = newLimiter(rates.PerIP.withBurst(d.PerIP))
+	h.perAttendee = newLimiter(rates.PerAttendee.withBurst(d.PerAttendee))
+	h.perEvent = newLimiter(rates.PerEvent.withBurst(d.PerEvent))
 	h.aead = newAEAD(cfg.AdminKey)
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)

@@ -20,11 +20,20 @@ type RateLimits struct {
 	PerEvent    Rate
 }
 
-// Rate is N requests per Per, with bursts of Burst.
+// Rate is N requests per Per, with bursts of Burst (zero: in the
+// proportion to N that the default of the same limit has).
 type Rate struct {
 	N     int
 	Per   time.Duration
 	Burst int
+}
+
+// withBurst is r with its burst filled in from def when it has none.
+func (r Rate) withBurst(def Rate) Rate {
+	if r.Burst <= 0 && def.N > 0 {
+		r.Burst = max(1, r.N*def.Burst/def.N)
+	}
+	return r
 }
 
 // DefaultRateLimits are sensible for a landing page: a person, their

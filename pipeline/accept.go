@@ -124,20 +124,15 @@ func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string, attendee, organ
 	return tx.PutBlock(&store.Block{Attendee: email, Organizer: e.OrganizerEmail, Created: p.cfg.Now(), Source: source})
 }
 
-// ErrTooMany is returned by Invite for more invitees than MaxInvites.
-var ErrTooMany = errors.New("pipeline: too many invitees")
-
 // Invite invites people to event uid. Every row is checked against the
 // rules (address, duplicates, already invited, blocked, suspended
 // organizer, invite limit) and, if it passes, the attendee is recorded and
 // counted and their invite queued for sending, in the same transaction;
 // each row gets nil or the reason it was refused. The call fails as a
-// whole only for an unknown event (store.ErrNotFound), too many rows or a
-// store failure (rows of earlier transactions stay done).
+// whole only for an unknown event (store.ErrNotFound) or a
+// store failure (rows of earlier transactions stay done). How many rows one
+// request may carry is the caller's limit (the HTTP API's MaxRows).
 func (p *Pipeline) Invite(ctx context.Context, uid string, rows []store.Invitee) ([]error, error) {
-	if len(rows) > p.cfg.MaxInvites {
-		return nil, fmt.Errorf("%w: %d rows, at most %d", ErrTooMany, len(rows), p.cfg.MaxInvites)
-	}
 	errs := make([]error, len(rows))
 	seen := make(map[string]bool, len(rows))
 	// Transactions of FanoutBatch rows, so a long list does not hold up

@@ -76,8 +76,6 @@ type Config struct {
 	BurstBuffer int64
 	// FanoutBatch is how many attendees one stage transaction fans out to (default 500).
 	FanoutBatch int
-	// MaxInvites is how many invites one call to Invite takes (default 10000).
-	MaxInvites int
 	// EventLimit is how many events an organizer without a subscription
 	// may register, InviteLimit how many people may be invited to one
 	// event, unless the organizer's record says otherwise (defaults 100
@@ -159,9 +157,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FanoutBatch <= 0 {
 		c.FanoutBatch = 500
-	}
-	if c.MaxInvites <= 0 {
-		c.MaxInvites = 10000
 	}
 	if c.EventLimit == 0 {
 		c.EventLimit = 100

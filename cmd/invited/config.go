@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/senderauth"
 )
 
@@ -100,9 +101,9 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:      20,
 		MaxMessagesPerConn: 100,
 		SendRatePerDomain:  50,
-		InviteRateIP:       Rate{N: 30, Per: time.Minute},
-		InviteRateAttendee: Rate{N: 5, Per: time.Hour},
-		InviteRateEvent:    Rate{N: 1200, Per: time.Minute},
+		InviteRateIP:       Rate{N: httpapi.DefaultRateLimits.PerIP.N, Per: httpapi.DefaultRateLimits.PerIP.Per},
+		InviteRateAttendee: Rate{N: httpapi.DefaultRateLimits.PerAttendee.N, Per: httpapi.DefaultRateLimits.PerAttendee.Per},
+		InviteRateEvent:    Rate{N: httpapi.DefaultRateLimits.PerEvent.N, Per: httpapi.DefaultRateLimits.PerEvent.Per},
 		MaxRecipients:      10,
 		MaxInbound:         10000,
 		BurstRate:          200,
