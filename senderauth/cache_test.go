@@ -16,16 +16,18 @@ import (
 // in fail answer a temporary error.
 type counting struct {
 	*dnstest.Resolver
-	n     atomic.Int64
-	fail  sync.Map
-	delay time.Duration // a slow server's answer time
+	n    atomic.Int64
+	fail sync.Map
+	// hold, when set, keeps every answer back until it is closed: a slow
+	// server, under the test's control.
+	hold chan struct{}
 }
 
 func (c *counting) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	c.n.Add(1)
-	if c.delay > 0 {
+	if c.hold != nil {
 		select {
-		case <-time.After(c.delay):
+		case <-c.hold:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -98,20 +100,38 @@ func TestCache_Bounded(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds, failing after a deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-time.After(time.Millisecond)
+	}
+}
+
 func TestCache_Concurrent(t *testing.T) {
-	dns := &counting{Resolver: dnstest.NewResolver(), delay: 200 * time.Millisecond}
+	dns := &counting{Resolver: dnstest.NewResolver(), hold: make(chan struct{})}
 	dns.SetTXT("example.com", "v=spf1 -all")
 	c := NewCache(dns, time.Hour, 0)
 	var wg sync.WaitGroup
+	var started atomic.Int64
 	for range 16 {
 		wg.Go(func() {
+			started.Add(1)
 			if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
 				t.Errorf("lookup: %q, %v", v, err)
 			}
 		})
 	}
+	// Every caller is on its way while the one query is held back; once it
+	// is answered, callers share its answer or find it cached.
+	waitFor(t, "16 callers and a query", func() bool { return started.Load() == 16 && dns.n.Load() >= 1 })
+	close(dns.hold)
 	wg.Wait()
-	if n := dns.n.Load(); n > 2 {
+	if n := dns.n.Load(); n != 1 {
 		t.Errorf("%d upstream lookups for 16 callers of one name at once, want them to share one", n)
 	}
 }
@@ -119,19 +139,18 @@ func TestCache_Concurrent(t *testing.T) {
 // TestCache_CallerGivesUp: a caller whose context ends gets its error at
 // once, and the query it started still finishes and is kept for others.
 func TestCache_CallerGivesUp(t *testing.T) {
-	dns := &counting{Resolver: dnstest.NewResolver(), delay: 100 * time.Millisecond}
+	dns := &counting{Resolver: dnstest.NewResolver(), hold: make(chan struct{})}
 	dns.SetTXT("example.com", "v=spf1 -all")
 	c := NewCache(dns, time.Hour, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { _, err := c.LookupTXT(ctx, "example.com"); done <- err }()
-	for dns.n.Load() == 0 {
-		<-time.After(time.Millisecond)
-	}
+	waitFor(t, "the query", func() bool { return dns.n.Load() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the caller that gave up got %v", err)
 	}
+	close(dns.hold)
 	if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
 		t.Fatalf("the next caller: %q, %v", v, err)
 	}
