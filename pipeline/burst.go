@@ -118,4 +118,3 @@ func (p *Pipeline) Holds() int64 { return p.burst.holds.Load() }
 
 // Accepted is how many messages Accept has stored since start.
 func (p *Pipeline) Accepted() int64 { return p.burst.accepted.Load() }
-

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -47,19 +48,27 @@ func lastNote(m *store.Message) string {
 	return m.Notes[len(m.Notes)-1].Text
 }
 
-// inviteOutcome invites email and waits until verify and create are done
-// with it; it returns the attendee, or nil if none was created.
-func (h *harness) inviteOutcome(uid, email string) *store.Attendee {
+// inviteOutcome invites email (Invite decides in its own transaction) and
+// returns the attendee, or nil if none was created, and why the row was
+// refused ("" when it was not).
+func (h *harness) inviteOutcome(uid, email string) (*store.Attendee, string) {
 	h.t.Helper()
-	if _, err := h.p.Invite(context.Background(), uid, []store.Invitee{{Email: email}}); err != nil {
+	errs, err := h.p.Invite(context.Background(), uid, []store.Invitee{{Email: email}})
+	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.eventually("invite handled", func() bool {
-		return h.db.QueueLen(StageVerify) == 0 && h.db.QueueLen(StageCreate) == 0
-	})
+	why := ""
+	if errs[0] != nil {
+		why = errs[0].Error()
+	}
 	var a *store.Attendee
-	h.db.View(func(tx *store.Tx) error { a, _ = tx.Attendee(uid, email); return nil })
-	return a
+	if err := h.db.View(func(tx *store.Tx) (err error) { a, err = tx.Attendee(uid, email); return err }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.t.Fatal(err)
+	}
+	if (a == nil) != (why != "") {
+		h.t.Fatalf("invite of %s: attendee %v, refusal %q", email, a, why)
+	}
+	return a, why
 }
 
 // noticeText is the decoded text of a notice and its attachments.
@@ -87,8 +96,8 @@ func TestRule_SuspendedOrganizer(t *testing.T) {
 	e := h.register(ics)
 	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended, o.SuspendedReason = true, "spam complaints" })
 
-	if a := h.inviteOutcome(e.UID, "a@example.com"); a != nil {
-		t.Errorf("suspended organizer's invite created attendee %+v", a)
+	if a, why := h.inviteOutcome(e.UID, "a@example.com"); a != nil || !strings.Contains(why, "suspended") {
+		t.Errorf("suspended organizer's invite: attendee %+v, refusal %q", a, why)
 	}
 	other := setProp(ics, "UID", "second@google.com")
 	m := h.outcome(h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", other)))
@@ -101,8 +110,8 @@ func TestRule_SuspendedOrganizer(t *testing.T) {
 	}
 	// Reinstated: invites flow again.
 	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = false })
-	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
-		t.Error("reinstated organizer's invite refused")
+	if a, why := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
+		t.Errorf("reinstated organizer's invite refused: %s", why)
 	}
 	h.wait(1)
 }
@@ -120,8 +129,8 @@ func TestRule_SuspendedWhileQueued(t *testing.T) {
 	}}, func(c *Config) { c.MaxAttempts = 1000 })
 	e := h.register(testdata(t, weekly))
 	down.Store(true) // the invite waits in the send queue, retried
-	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
-		t.Fatal("invite not staged")
+	if a, why := h.inviteOutcome(e.UID, "a@example.com"); a == nil {
+		t.Fatalf("invite not staged: %s", why)
 	}
 	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = true })
 	// The relay stays down until an attempt has seen the suspension and
@@ -134,8 +143,8 @@ func TestRule_SuspendedWhileQueued(t *testing.T) {
 		t.Fatalf("attendee of a suspended organizer: %+v", a)
 	}
 	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.Suspended = false })
-	if a := h.inviteOutcome(e.UID, "a@example.com"); a == nil || a.SendError != "" {
-		t.Fatalf("invited again: %+v", a)
+	if a, why := h.inviteOutcome(e.UID, "a@example.com"); a == nil || a.SendError != "" {
+		t.Fatalf("invited again: %+v %s", a, why)
 	}
 	h.wait(1)
 	h.eventually("sent", func() bool { return h.stats(e.UID).InvitesSent == 1 })
@@ -186,13 +195,13 @@ func TestRule_InviteLimitAndBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := h.inviteOutcome(e.UID, "blocker@example.com"); a != nil {
-		t.Errorf("blocked attendee invited: %+v", a)
+	if a, why := h.inviteOutcome(e.UID, "blocker@example.com"); a != nil || !strings.Contains(why, "asked not to receive") {
+		t.Errorf("blocked attendee: %+v, refusal %q", a, why)
 	}
 	for i, who := range []string{"a@example.com", "b@example.com", "c@example.com"} {
-		a := h.inviteOutcome(e.UID, who)
-		if (a == nil) != (i == 2) {
-			t.Errorf("invite %d (%s): attendee %v; the limit is 2", i, who, a)
+		a, why := h.inviteOutcome(e.UID, who)
+		if (a == nil) != (i == 2) || i == 2 && !strings.Contains(why, "limit of 2 invites") {
+			t.Errorf("invite %d (%s): attendee %v, refusal %q; the limit is 2", i, who, a, why)
 		}
 	}
 	h.wait(2)

@@ -16,6 +16,7 @@ import (
 	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/mailer"
+	"github.com/invited/invited/store"
 )
 
 // TestTrust_SignedInvitesAndUnsubscribe: what invited sends verifies
@@ -51,6 +52,7 @@ func TestTrust_SignedInvitesAndUnsubscribe(t *testing.T) {
 	if err != nil || len(v) != 1 || v[0].Err != nil || v[0].Domain != testDomain {
 		t.Fatalf("invite's DKIM: %v %+v", err, v)
 	}
+	eventually(t, "the organizer's notice", func() bool { return len(relayed(relay, true)) > 0 })
 	for _, n := range relayed(relay, true) { // notices are signed too
 		if !bytes.Contains(n.Data, []byte("DKIM-Signature:")) {
 			t.Error("unsigned notice")
@@ -63,9 +65,20 @@ func TestTrust_SignedInvitesAndUnsubscribe(t *testing.T) {
 	if link == nil || !strings.Contains(head, "List-Unsubscribe-Post: List-Unsubscribe=One-Click") {
 		t.Fatalf("no List-Unsubscribe in:\n%s", head)
 	}
+	blocked := func() bool {
+		t.Helper()
+		var b bool
+		if err := app.DB().View(func(tx *store.Tx) error { b = tx.Blocked("karim@example.com", "alice@example.org"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	// A mail scanner following the link changes nothing.
 	if code, _ := httpGet(link[1]); code != 200 {
 		t.Errorf("GET unsubscribe page: %d", code)
+	}
+	if blocked() {
+		t.Fatal("a GET of the unsubscribe link blocked the organizer")
 	}
 	// One click, as Gmail does it (RFC 8058).
 	resp, err := http.Post(link[1], "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
@@ -73,6 +86,9 @@ func TestTrust_SignedInvitesAndUnsubscribe(t *testing.T) {
 		t.Fatalf("one-click unsubscribe: %v %v", resp.StatusCode, err)
 	}
 	resp.Body.Close()
+	if !blocked() {
+		t.Fatal("one-click unsubscribe recorded no block")
+	}
 
 	// The organizer's next event: karim is not invited to it.
 	next := strings.ReplaceAll(request, "69d4c40b4a274636bf23517938df9673", "second-event")
