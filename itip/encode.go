@@ -151,10 +151,39 @@ func (e *encoder) collectZones(c *Calendar) {
 				continue
 			}
 		}
-		if text, ok := VTimezone(tzid, z.year); ok {
-			z.text, _ = reencodeVTimezone(text, tzid)
-		}
+		z.text, _ = generatedVTimezone(tzid, z.year)
 	}
+}
+
+// generatedVTimezone is VTimezone(tzid, year) as go-ical encodes it, kept:
+// when organizers send no VTIMEZONE, every attendee of a fan-out needs the
+// same one.
+func generatedVTimezone(tzid string, year int) (string, bool) {
+	key := zoneKey{tzid, year}
+	if r, ok := vtzCache.Load(key); ok {
+		r := r.(vtzResult)
+		return r.text, r.ok
+	}
+	var r vtzResult
+	if text, ok := VTimezone(tzid, year); ok {
+		r.text, r.ok = reencodeVTimezoneNow(text, tzid)
+	}
+	keepVTimezone(key, r)
+	return r.text, r.ok
+}
+
+type zoneKey struct {
+	tzid string
+	year int
+}
+
+// keepVTimezone stores r under key in vtzCache, emptying it when full.
+func keepVTimezone(key any, r vtzResult) {
+	if vtzCacheLen.Add(1) > maxVTZCache {
+		vtzCache.Clear()
+		vtzCacheLen.Store(1)
+	}
+	vtzCache.Store(key, r)
 }
 
 // reencodeVTimezone decodes the first VTIMEZONE in text with go-ical and
@@ -170,11 +199,7 @@ func reencodeVTimezone(text, tzid string) (string, bool) {
 		return r.text, r.ok
 	}
 	s, ok := reencodeVTimezoneNow(text, tzid)
-	if vtzCacheLen.Add(1) > maxVTZCache {
-		vtzCache.Clear()
-		vtzCacheLen.Store(1)
-	}
-	vtzCache.Store(key, vtzResult{s, ok})
+	keepVTimezone(key, vtzResult{s, ok})
 	return s, ok
 }
 
@@ -183,7 +208,8 @@ type vtzResult struct {
 	ok   bool
 }
 
-// vtzCache maps tzid NUL text to its vtzResult, at most maxVTZCache of them.
+// vtzCache maps tzid NUL text (a zone an organizer sent) or a zoneKey (one
+// we generate) to its vtzResult, at most maxVTZCache of them.
 var (
 	vtzCache    sync.Map
 	vtzCacheLen atomic.Int64

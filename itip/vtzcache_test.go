@@ -33,3 +33,25 @@ func TestReencodeVTimezone_CachedSameAsFresh(t *testing.T) {
 		t.Error("a text over maxVTZCacheText was cached")
 	}
 }
+
+func TestGeneratedVTimezone_CachedSameAsFresh(t *testing.T) {
+	text, ok := VTimezone("America/New_York", 2027)
+	if !ok {
+		t.Fatal("no VTIMEZONE for America/New_York")
+	}
+	fresh, ok := reencodeVTimezoneNow(text, "America/New_York")
+	if !ok {
+		t.Fatal("go-ical refused the generated zone")
+	}
+	for range 2 {
+		if got, ok := generatedVTimezone("America/New_York", 2027); !ok || got != fresh {
+			t.Fatalf("generated: %v %q, want %q", ok, got, fresh)
+		}
+	}
+	if _, ok := generatedVTimezone("Nowhere/Atlantis", 2027); ok {
+		t.Error("a zone for an unknown TZID")
+	}
+	if _, ok := vtzCache.Load(zoneKey{"America/New_York", 2027}); !ok {
+		t.Error("the generated zone was not kept")
+	}
+}
