@@ -340,7 +340,8 @@ var (
 )
 
 // toSMTP turns any error into the reply go-smtp sends: SMTP errors pass
-// as they are, timeouts and temporary failures become 451, the rest 554.
+// as they are, a line too long is 554, and everything else (timeouts, a
+// store that failed) is 451, so the sender tries again and nothing is lost.
 func toSMTP(err error) error {
 	var se *smtp.SMTPError
 	switch {
@@ -350,15 +351,8 @@ func toSMTP(err error) error {
 		return se
 	case errors.Is(err, smtp.ErrTooLongLine):
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Line too long"}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isTemporary(err):
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
 	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 // limitListener closes, with a 421, connections from an address that has

@@ -217,12 +217,27 @@ func TestStartTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SendMail("a@example.org", []string{"create@invite.test"}, strings.NewReader(msg)); err != nil {
+	if err := c.Mail("a@example.org", nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Rcpt("create@invite.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
 	var m *store.Message
-	db.View(func(tx *store.Tx) (err error) { m, err = tx.Message("1"); return err })
-	if m == nil || !m.TLS {
+	if err := db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
+		t.Fatalf("message %q: %v", id, err)
+	}
+	if !m.TLS {
 		t.Errorf("message over STARTTLS recorded as %+v", m)
 	}
 }
