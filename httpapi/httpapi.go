@@ -171,9 +171,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(true)
-	enc.Encode(v)
+	json.NewEncoder(w).Encode(v) // which escapes <, > and & in strings
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -78,12 +78,12 @@ func GenerateDKIMKey() (pemKey []byte, txt string, err error) {
 // DKIMRecord is the DNS TXT record (at SELECTOR._domainkey.DOMAIN) that
 // publishes key's public half.
 func DKIMRecord(key crypto.Signer) (string, error) {
-	pub, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return "", err
-	}
 	switch key.(type) {
 	case *rsa.PrivateKey:
+		pub, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			return "", err
+		}
 		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub), nil
 	case ed25519.PrivateKey:
 		return "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)), nil

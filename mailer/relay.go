@@ -164,7 +164,7 @@ func (r *Relay) send(ctx context.Context, from string, to []string, msg []byte) 
 		return 0, err
 	}
 	res := r.deliver(ctx, c, from, to, msg)
-	if reused && res.broken && res.retry && ctx.Err() == nil {
+	if reused && res.retry && ctx.Err() == nil {
 		r.log.DebugContext(ctx, "reused connection failed, retrying on a new one", "conn", c.id, "err", res.err)
 		r.drop(c)
 		if c, err = r.dial(ctx); err != nil {
@@ -200,7 +200,7 @@ func checkEnvelope(from string, to []string) error {
 type result struct {
 	err    error
 	broken bool // drop the connection
-	retry  bool // the connection failed before the relay accepted DATA
+	retry  bool // the connection failed (broken) before the relay accepted DATA
 }
 
 // deliver runs one mail transaction on c.

@@ -65,7 +65,6 @@ const (
 // daemon is `invited serve` running as a child process.
 type daemon struct {
 	cmd  *exec.Cmd
-	data string
 	smtp string
 	http string
 	api  *apiClient
@@ -127,7 +126,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}
-	d := &daemon{cmd: cmd, data: cfg.Data, exited: make(chan struct{})}
+	d := &daemon{cmd: cmd, exited: make(chan struct{})}
 	ready := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -223,8 +223,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // serveFlags binds the flags of `invited serve` to c. Each has an
 // INVITED_* environment variable, named in its usage.
-func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
-	configPath = fs.String("config", "", "TOML configuration `file` [INVITED_CONFIG]")
+func serveFlags(fs *flag.FlagSet, c *Config) {
+	fs.String("config", "", "TOML configuration `file` [INVITED_CONFIG]") // read first, by configFlag
 	fs.StringVar(&c.Data, "data", c.Data, "data `dir`ectory: database, admin key, outbox [INVITED_DATA]")
 	fs.StringVar(&c.Domain, "domain", c.Domain, "served mail `domain`: create@, rsvp@, bulk@ it [INVITED_DOMAIN]")
 	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "host `name` in the SMTP greeting (default: the domain) [INVITED_HOSTNAME]")
@@ -278,7 +278,6 @@ func serveFlags(fs *flag.FlagSet, c *Config) (configPath *string) {
 		}
 		return nil
 	})
-	return configPath
 }
 
 func rateFlag(r *Rate) func(string) error {

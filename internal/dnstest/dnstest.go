@@ -23,13 +23,11 @@ import (
 type Resolver struct {
 	mu  sync.Mutex
 	txt map[string][]string
-	ip  map[string][]net.IPAddr
-	mx  map[string][]*net.MX
 }
 
 // NewResolver returns an empty resolver.
 func NewResolver() *Resolver {
-	return &Resolver{txt: map[string][]string{}, ip: map[string][]net.IPAddr{}, mx: map[string][]*net.MX{}}
+	return &Resolver{txt: map[string][]string{}}
 }
 
 func key(name string) string { return strings.TrimSuffix(strings.ToLower(name), ".") }
@@ -39,17 +37,6 @@ func (r *Resolver) SetTXT(name string, records ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.txt[key(name)] = records
-}
-
-// SetIP sets the addresses of name.
-func (r *Resolver) SetIP(name string, ips ...string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var addrs []net.IPAddr
-	for _, ip := range ips {
-		addrs = append(addrs, net.IPAddr{IP: net.ParseIP(ip)})
-	}
-	r.ip[key(name)] = addrs
 }
 
 func notFound(name string) error {
@@ -66,23 +53,14 @@ func (r *Resolver) LookupTXT(_ context.Context, name string) ([]string, error) {
 	return nil, notFound(name)
 }
 
-// LookupIPAddr implements the resolver interfaces.
+// LookupIPAddr implements the resolver interfaces: no A or AAAA records
+// (SPF records in tests name addresses, not hosts).
 func (r *Resolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.ip[key(host)]; ok {
-		return v, nil
-	}
 	return nil, notFound(host)
 }
 
-// LookupMX implements the resolver interfaces.
+// LookupMX implements the resolver interfaces: no MX records.
 func (r *Resolver) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.mx[key(name)]; ok {
-		return v, nil
-	}
 	return nil, notFound(name)
 }
 
