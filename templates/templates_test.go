@@ -404,6 +404,24 @@ func TestRender_Concurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The invite cache is shared: renderings from many goroutines, of the
+	// same event and of others, each get their own right text.
+	results := make(chan error)
+	for i := range 32 {
+		go func() {
+			data := Invite{Kind: "invite", Summary: fmt.Sprintf("Event %d", i%4), When: "Mon", Organizer: "Ann", AttendeeName: fmt.Sprint(i)}
+			text, _, err := s.RenderInvite(data)
+			if err == nil && !strings.Contains(text, data.Summary) {
+				err = fmt.Errorf("invite for %q rendered %q", data.Summary, text)
+			}
+			results <- err
+		}()
+	}
+	for range 32 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // TestPartial_OverrideRebrandsEveryNotice: one file in the templates

@@ -230,24 +230,30 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 			t.Errorf("queue %s still holds %d jobs", s, n)
 		}
 	}
-	db.View(func(tx *store.Tx) error {
+	err = db.View(func(tx *store.Tx) error {
 		for _, k := range requests {
 			if _, err := tx.EventByOriginalUID(k); err != nil {
 				t.Errorf("acknowledged REQUEST %s lost: %v", k, err)
 			}
 		}
 		var count store.Counters
-		tx.Attendees(uid, "", func(a *store.Attendee) (bool, error) {
+		err := tx.Attendees(uid, "", func(a *store.Attendee) (bool, error) {
 			count.Attendees++
 			count.AddStatus(a.Status, 1)
 			return true, nil
 		})
+		if err != nil {
+			return err
+		}
 		for _, k := range replies {
 			if a, err := tx.Attendee(uid, k); err != nil || a.Status != store.PartAccepted {
 				t.Errorf("acknowledged REPLY from %s lost: %v %+v", k, err, a)
 			}
 		}
-		got, _ := tx.EventStats(uid)
+		got, err := tx.EventStats(uid)
+		if err != nil {
+			return err
+		}
 		if got.Attendees != count.Attendees || got.Accepted != count.Accepted || got.Pending != count.Pending {
 			t.Errorf("event statistics %+v, recount %+v", got, count)
 		}
@@ -262,16 +268,25 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 				break
 			}
 		}
-		org, _ := tx.OrganizerStats("crash@example.org")
+		org, err := tx.OrganizerStats("crash@example.org")
+		if err != nil {
+			return err
+		}
 		if org.Events != indexed || indexed < int64(len(requests)) {
 			t.Errorf("organizer counts %d events, index holds %d, %d acknowledged", org.Events, indexed, len(requests))
 		}
-		sys, _ := tx.SystemStats()
+		sys, err := tx.SystemStats()
+		if err != nil {
+			return err
+		}
 		if sys.Events != indexed+1 || sys.Organizers != 2 {
 			t.Errorf("system statistics %+v, want %d events and 2 organizers", sys, indexed+1)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("reading the database after the crash: %v", err)
+	}
 }
 
 // TestInterop_PythonSmtplib drives the built daemon with Python's smtplib,
