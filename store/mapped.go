@@ -40,7 +40,7 @@ func (db *DB) checkMapped(budget int64) bool {
 	if n, ok := residentFile(); ok && n <= budget {
 		return false
 	}
-	n, ok := residentMapped(db.bolt.Path())
+	n, ok := residentMapped(db.mapName)
 	if !ok || n <= budget/2 {
 		return false
 	}

@@ -37,16 +37,26 @@ func residentFile() (int64, bool) {
 	return pages * int64(os.Getpagesize()), err == nil
 }
 
-// residentMapped is how many bytes of the process's mappings of the file
-// at path are resident (the Rss of its entries in /proc/self/smaps).
-func residentMapped(path string) (int64, bool) {
+// canDropMapping says the watcher has something to watch and drop here.
+const canDropMapping = true
+
+// mappedName is path as /proc/self/smaps names the file: absolute, with
+// symbolic links resolved.
+func mappedName(path string) string {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return 0, false
+		return path
 	}
 	if p, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = p
+		return p
 	}
+	return abs
+}
+
+// residentMapped is how many bytes of the process's mappings of the file
+// abs (see mappedName) are resident (the Rss of its entries in
+// /proc/self/smaps).
+func residentMapped(abs string) (int64, bool) {
 	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, false

@@ -4,6 +4,10 @@ package store
 
 func dropMapping(addr, length uintptr) error { return nil }
 
-func residentMapped(path string) (int64, bool) { return 0, false }
+const canDropMapping = false
+
+func mappedName(path string) string { return path }
+
+func residentMapped(abs string) (int64, bool) { return 0, false }
 
 func residentFile() (int64, bool) { return 0, false }

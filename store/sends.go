@@ -4,8 +4,8 @@ import "time"
 
 // Send states.
 const (
-	SendSent    = "sent"
-	SendFailed  = "failed"  // the relay refused it for good
+	SendSent   = "sent"
+	SendFailed = "failed" // the relay refused it for good
 )
 
 // SendRecord is one outbound message, keyed by its Message-ID.

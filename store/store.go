@@ -82,6 +82,7 @@ type DB struct {
 
 	released atomic.Int64   // see releaseMapped
 	watching sync.WaitGroup // watchMapped, waited for by Close
+	mapName  string         // the file as /proc/self/smaps names it
 
 	events eventCache // see Tx.EventShared
 }
@@ -131,7 +132,8 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MappedBudget == 0 {
 		opts.MappedBudget = 64 << 20
 	}
-	if opts.MappedBudget > 0 {
+	db.mapName = mappedName(path)
+	if opts.MappedBudget > 0 && canDropMapping {
 		db.watching.Add(1)
 		go db.watchMapped(opts.MappedBudget, 100*time.Millisecond)
 	}
