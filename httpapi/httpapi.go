@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/invited/invited/store"
 )
@@ -70,6 +71,7 @@ type Handler struct {
 
 	perIP, perAttendee, perEvent *limiter
 	aead                         cipher.AEAD
+	landingHosts                 map[string]bool // cfg.LandingHosts, lower-cased
 }
 
 // New returns the API handler.
@@ -94,6 +96,10 @@ func New(cfg Config, db *store.DB, pl Pipeline, log *slog.Logger) *Handler {
 	h.perAttendee = newLimiter(rates.PerAttendee.withBurst(d.PerAttendee))
 	h.perEvent = newLimiter(rates.PerEvent.withBurst(d.PerEvent))
 	h.aead = newAEAD(cfg.AdminKey)
+	h.landingHosts = make(map[string]bool, len(cfg.LandingHosts))
+	for _, host := range cfg.LandingHosts {
+		h.landingHosts[strings.ToLower(host)] = true
+	}
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)

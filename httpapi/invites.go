@@ -57,7 +57,7 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if landing := q.Get("landing"); landing != "" {
-		if to, ok := h.landing(landing, h.organizerHosts(uid)); ok {
+		if to, ok := h.landing(landing, uid); ok {
 			http.Redirect(w, r, to, http.StatusFound)
 			return
 		}
@@ -84,7 +84,7 @@ func (h *Handler) organizerHosts(uid string) []string {
 
 // landing returns the landing page to redirect to, if its host is allowed
 // by the configuration or for the organizer (never an open redirect).
-func (h *Handler) landing(s string, organizerHosts []string) (string, bool) {
+func (h *Handler) landing(s, uid string) (string, bool) {
 	if !strings.Contains(s, "://") {
 		s = "https://" + s
 	}
@@ -93,10 +93,10 @@ func (h *Handler) landing(s string, organizerHosts []string) (string, bool) {
 		return "", false
 	}
 	host := strings.ToLower(u.Hostname())
-	for _, allowed := range append(slices.Clone(h.cfg.LandingHosts), organizerHosts...) {
-		if host == strings.ToLower(allowed) {
-			return u.String(), true
-		}
+	// The configured hosts first: only when none matches is the
+	// organizer's own list read from the store.
+	if h.landingHosts[host] || slices.ContainsFunc(h.organizerHosts(uid), func(a string) bool { return strings.ToLower(a) == host }) {
+		return u.String(), true
 	}
 	if host != "" {
 		h.log.Info("limit: landing page host not allowed", "host", host)
