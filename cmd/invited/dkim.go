@@ -13,11 +13,13 @@ import (
 )
 
 const dkimUsage = `Usage:
-  invited dkim generate [--data DIR] [--domain NAME] [--selector S] [--out FILE]
+  invited dkim generate [--data DIR] [--domain NAME] [--dkim-selector S] [--dkim-key FILE]
 
 Makes a DKIM key for signing outbound mail: writes it to FILE (default
 DIR/dkim.pem, not overwritten) and prints the DNS TXT record to publish at
-S._domainkey.NAME. Then run the daemon with --dkim-key FILE --dkim-selector S.
+S._domainkey.NAME (S defaults to invited). It reads the same flags,
+variables and configuration file as serve, so the daemon then signs with
+that key once it is given --dkim-key FILE.
 `
 
 func dkimCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -30,30 +32,29 @@ func dkimCmd(args []string, getenv func(string) string, stdout, stderr io.Writer
 	}
 	fs := flag.NewFlagSet("invited dkim generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "`file` to write the key to (default DIR/dkim.pem)")
-	selector := fs.String("selector", "invited", "DKIM `selector`")
 	cfg, err := loadConfig(args[1:], getenv, fs)
 	if err != nil {
 		return err
 	}
-	if *out == "" {
-		*out = filepath.Join(cfg.Data, "dkim.pem")
+	out, selector := cfg.DKIMKey, cfg.DKIMSelector
+	if out == "" {
+		out = filepath.Join(cfg.Data, "dkim.pem")
 	}
-	if _, err := os.Stat(*out); err == nil {
-		return fmt.Errorf("dkim: %s exists; not overwriting a key in use", *out)
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("dkim: %s exists; not overwriting a key in use", out)
 	}
 	key, txt, err := mailer.GenerateDKIMKey()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, key, 0o600); err != nil {
+	if err := os.WriteFile(out, key, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n\nPublish this DNS record:\n\n%s._domainkey.%s. IN TXT %s\n\nthen run: invited serve --dkim-key %s --dkim-selector %s\n",
-		*out, *selector, cfg.Domain, quoteTXT(txt), *out, *selector)
+		out, selector, cfg.Domain, quoteTXT(txt), out, selector)
 	return nil
 }
 
