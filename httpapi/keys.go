@@ -26,8 +26,8 @@ func ValidScope(s string) (string, error) {
 	return "", fmt.Errorf("scope %q is not %q or %q followed by an address", s, ScopeAdmin, ScopeOrganizer)
 }
 
-// keyJSON is a key without its hash.
-type keyJSON struct {
+// KeyJSON is a key as the admin API shows it: without its hash.
+type KeyJSON struct {
 	ID      string    `json:"id"`
 	Name    string    `json:"name,omitempty"`
 	Scopes  []string  `json:"scopes"`
@@ -36,8 +36,9 @@ type keyJSON struct {
 	Key     string    `json:"key,omitempty"` // only when created
 }
 
-func toKeyJSON(k *store.APIKey) keyJSON {
-	return keyJSON{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.Created, Revoked: k.Revoked}
+// ToKeyJSON is k as the admin API shows it.
+func ToKeyJSON(k *store.APIKey) KeyJSON {
+	return KeyJSON{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.Created, Revoked: k.Revoked}
 }
 
 func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
@@ -50,9 +51,9 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := make([]keyJSON, len(keys))
+	out := make([]KeyJSON, len(keys))
 	for i, k := range keys {
-		out[i] = toKeyJSON(k)
+		out[i] = ToKeyJSON(k)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
@@ -85,7 +86,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("API key created", "id", k.ID, "scopes", k.Scopes, "by", principalOf(r).keyID)
-	j := toKeyJSON(k)
+	j := ToKeyJSON(k)
 	j.Key = token
 	writeJSON(w, http.StatusCreated, j)
 }
@@ -93,20 +94,15 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
 	var k *store.APIKey
 	err := h.db.Update(r.Context(), func(tx *store.Tx) (err error) {
-		if k, err = tx.Key(r.PathValue("id")); err != nil {
-			return err
-		}
-		if k.Revoked.IsZero() {
-			k.Revoked = time.Now()
-		}
-		return tx.PutKey(k)
+		k, err = tx.RevokeKey(r.PathValue("id"), time.Now())
+		return err
 	})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.log.Info("API key revoked", "id", k.ID, "by", principalOf(r).keyID)
-	writeJSON(w, http.StatusOK, toKeyJSON(k))
+	writeJSON(w, http.StatusOK, ToKeyJSON(k))
 }
 
 func isASCII(s string) bool {

@@ -98,3 +98,16 @@ func (tx *Tx) CheckKey(token string) (*APIKey, error) {
 	}
 	return k, nil
 }
+
+// RevokeKey marks key id revoked at now (a key already revoked keeps its
+// time) and returns it.
+func (tx *Tx) RevokeKey(id string, now time.Time) (*APIKey, error) {
+	k, err := tx.Key(id)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", id, err)
+	}
+	if k.Revoked.IsZero() {
+		k.Revoked = now
+	}
+	return k, tx.PutKey(k)
+}

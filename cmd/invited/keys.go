@@ -106,16 +106,6 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	return fmt.Errorf("keys: unknown subcommand %q", sub)
 }
 
-// keyJSON is a key as the admin API shows it.
-type keyJSON struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Scopes  []string  `json:"scopes"`
-	Created time.Time `json:"created"`
-	Revoked time.Time `json:"revoked"`
-	Key     string    `json:"key"`
-}
-
 // keyClient manages keys in the database, or through the running daemon.
 type keyClient struct{ cfg Config }
 
@@ -132,11 +122,12 @@ func (c keyClient) withDB(fn func(*store.DB) error) (ok bool, err error) {
 	return true, fn(db)
 }
 
-func (c keyClient) create(ctx context.Context, name string, sc []string) (keyJSON, error) {
-	var out keyJSON
+func (c keyClient) create(ctx context.Context, name string, sc []string) (httpapi.KeyJSON, error) {
+	var out httpapi.KeyJSON
 	ok, err := c.withDB(func(db *store.DB) error {
 		k, token := store.NewAPIKey(name, sc, time.Now())
-		out = keyJSON{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.Created, Key: token}
+		out = httpapi.ToKeyJSON(k)
+		out.Key = token
 		return db.Update(ctx, func(tx *store.Tx) error { return tx.PutKey(k) })
 	})
 	if ok || err != nil {
@@ -146,13 +137,13 @@ func (c keyClient) create(ctx context.Context, name string, sc []string) (keyJSO
 	return out, c.api(ctx, "POST", "/admin/keys", body, &out)
 }
 
-func (c keyClient) list(ctx context.Context) ([]keyJSON, error) {
-	var out []keyJSON
+func (c keyClient) list(ctx context.Context) ([]httpapi.KeyJSON, error) {
+	var out []httpapi.KeyJSON
 	ok, err := c.withDB(func(db *store.DB) error {
 		return db.View(func(tx *store.Tx) error {
 			list, err := tx.Keys()
 			for _, k := range list {
-				out = append(out, keyJSON{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Created: k.Created, Revoked: k.Revoked})
+				out = append(out, httpapi.ToKeyJSON(k))
 			}
 			return err
 		})
@@ -160,7 +151,7 @@ func (c keyClient) list(ctx context.Context) ([]keyJSON, error) {
 	if ok || err != nil {
 		return out, err
 	}
-	var resp struct{ Keys []keyJSON }
+	var resp struct{ Keys []httpapi.KeyJSON }
 	err = c.api(ctx, "GET", "/admin/keys", nil, &resp)
 	return resp.Keys, err
 }
@@ -168,14 +159,8 @@ func (c keyClient) list(ctx context.Context) ([]keyJSON, error) {
 func (c keyClient) revoke(ctx context.Context, id string) error {
 	ok, err := c.withDB(func(db *store.DB) error {
 		return db.Update(ctx, func(tx *store.Tx) error {
-			k, err := tx.Key(id)
-			if err != nil {
-				return fmt.Errorf("key %s: %w", id, err)
-			}
-			if k.Revoked.IsZero() {
-				k.Revoked = time.Now()
-			}
-			return tx.PutKey(k)
+			_, err := tx.RevokeKey(id, time.Now())
+			return err
 		})
 	})
 	if ok || err != nil {
