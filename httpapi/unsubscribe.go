@@ -34,17 +34,9 @@ type unsubscribeData struct {
 // invite's List-Unsubscribe shows.
 func (h *Handler) unsubscribeForm(w http.ResponseWriter, r *http.Request) {
 	d := unsubscribeData{Token: r.URL.Query().Get("t")}
-	err := h.db.View(func(tx *store.Tx) error {
-		uid, email, err := tx.TagOwner(d.Token)
-		if err != nil {
-			return err
-		}
-		e, err := tx.Event(uid)
-		if err != nil {
-			return err
-		}
-		d.Attendee, d.Organizer = email, e.OrganizerEmail
-		return nil
+	err := h.db.View(func(tx *store.Tx) (err error) {
+		d.Attendee, d.Organizer, err = tx.TagParties(d.Token)
+		return err
 	})
 	h.page(w, r, d, err)
 }

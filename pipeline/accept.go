@@ -102,26 +102,22 @@ func (p *Pipeline) Mailbox(addr string) (Mailbox, string) {
 // invites or updates from them. It returns the two addresses; an unknown
 // tag is store.ErrNotFound.
 func (p *Pipeline) Unsubscribe(ctx context.Context, tag, source string) (attendee, organizer string, err error) {
-	err = p.db.Update(ctx, func(tx *store.Tx) error {
-		return p.unsubscribe(tx, tag, source, &attendee, &organizer)
+	err = p.db.Update(ctx, func(tx *store.Tx) (err error) {
+		attendee, organizer, err = p.unsubscribe(tx, tag, source)
+		return err
 	})
 	return attendee, organizer, err
 }
 
-func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string, attendee, organizer *string) error {
-	uid, email, err := tx.TagOwner(tag)
+func (p *Pipeline) unsubscribe(tx *store.Tx, tag, source string) (attendee, organizer string, err error) {
+	attendee, organizer, err = tx.TagParties(tag)
 	if err != nil {
-		return fmt.Errorf("unsubscribe token: %w", err)
+		return "", "", fmt.Errorf("unsubscribe token: %w", err)
 	}
-	e, err := tx.Event(uid)
-	if err != nil {
-		return err
+	if tx.Blocked(attendee, organizer) {
+		return attendee, organizer, nil
 	}
-	*attendee, *organizer = email, e.OrganizerEmail
-	if tx.Blocked(email, e.OrganizerEmail) {
-		return nil
-	}
-	return tx.PutBlock(&store.Block{Attendee: email, Organizer: e.OrganizerEmail, Created: p.cfg.Now(), Source: source})
+	return attendee, organizer, tx.PutBlock(&store.Block{Attendee: attendee, Organizer: organizer, Created: p.cfg.Now(), Source: source})
 }
 
 // Invite invites people to event uid. Every row is checked against the

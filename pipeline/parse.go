@@ -126,8 +126,8 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		return func(tx *store.Tx) error {
 			var done []string
 			for _, tag := range unsubscribe {
-				var attendee, organizer string
-				if err := p.unsubscribe(tx, tag, "unsubscribe mail", &attendee, &organizer); errors.Is(err, store.ErrNotFound) {
+				attendee, organizer, err := p.unsubscribe(tx, tag, "unsubscribe mail")
+				if errors.Is(err, store.ErrNotFound) {
 					continue
 				} else if err != nil {
 					return err

@@ -112,6 +112,20 @@ func (tx *Tx) TagOwner(tag string) (uid, email string, err error) {
 	return uid, email, nil
 }
 
+// TagParties is who an invite's tag (its reply and unsubscribe token)
+// stands between: the attendee holding it and the organizer of its event.
+func (tx *Tx) TagParties(tag string) (attendee, organizer string, err error) {
+	uid, attendee, err := tx.TagOwner(tag)
+	if err != nil {
+		return "", "", err
+	}
+	e, err := tx.Event(uid)
+	if err != nil {
+		return "", "", err
+	}
+	return attendee, e.OrganizerEmail, nil
+}
+
 // Attendees calls fn for the attendees of event uid in email order,
 // starting after the email after ("" for the first). It stops when fn
 // returns false or an error.
