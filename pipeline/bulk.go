@@ -39,15 +39,6 @@ type bulkJob struct {
 // maxListed bounds the rejected rows a bulk report lists.
 const maxListed = 500
 
-// isCSV reports whether an attachment is a CSV file.
-func isCSV(a itip.Attachment) bool {
-	switch a.ContentType {
-	case "text/csv", "application/csv", "text/comma-separated-values", "application/vnd.ms-excel":
-		return true
-	}
-	return strings.HasSuffix(strings.ToLower(a.Filename), ".csv")
-}
-
 // bulkRows reads the CSV of job b from its stored message.
 func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error) {
 	var raw []byte
@@ -58,22 +49,16 @@ func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error)
 	if err != nil && !errors.Is(err, itip.ErrNoCalendar) {
 		return nil, reject("the message cannot be read: %v", err)
 	}
-	n := 0
-	for _, a := range msg.Attachments {
-		if !isCSV(a) {
-			continue
-		}
-		if n == b.Part {
-			b.Filename = a.Filename
-			rows, err := invitecsv.Read(a.Data, p.cfg.MaxBulkRows, true)
-			if err != nil {
-				return nil, reject("%s: %v", a.Filename, err)
-			}
-			return rows, nil
-		}
-		n++
+	if b.Part < 0 || b.Part >= len(msg.Attachments) { // itip keeps only CSV attachments
+		return nil, reject("the message has no CSV attachment (uid,email,name)")
 	}
-	return nil, reject("the message has no CSV attachment (uid,email,name)")
+	a := msg.Attachments[b.Part]
+	b.Filename = a.Filename
+	rows, err := invitecsv.Read(a.Data, p.cfg.MaxBulkRows, true)
+	if err != nil {
+		return nil, reject("%s: %v", a.Filename, err)
+	}
+	return rows, nil
 }
 
 // verifyBulk checks who sent a bulk CSV and whether they may.

@@ -155,19 +155,16 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 	var jobs []*store.Job
 	var reasons []string
 	if bulk {
-		// One job per CSV attachment; verify reads each again.
-		n := 0
-		for _, a := range msg.Attachments {
-			if isCSV(a) {
-				jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename, Auth: verdict})
-				if err != nil {
-					return nil, err
-				}
-				jobs = append(jobs, jb)
-				n++
+		// One job per CSV attachment (the only attachments itip keeps);
+		// verify reads each again.
+		for n, a := range msg.Attachments {
+			jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename, Auth: verdict})
+			if err != nil {
+				return nil, err
 			}
+			jobs = append(jobs, jb)
 		}
-		if n == 0 {
+		if len(msg.Attachments) == 0 {
 			reasons = append(reasons, "no CSV attachment (uid,email,name) for bulk invites")
 		}
 	}
