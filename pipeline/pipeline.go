@@ -204,6 +204,7 @@ type Pipeline struct {
 
 	burst   burst   // see burst.go
 	handoff handoff // see handoff.go
+	bulk    bulkFiles
 }
 
 // stage is one queue and how its jobs are handled.

@@ -266,6 +266,8 @@ func TestBulk_MixedFileReport(t *testing.T) {
 	if !strings.Contains(lastNote(m), "11 rows, 5 queued, 6 rejected") {
 		t.Errorf("bulk outcome %q", lastNote(m))
 	}
+	// Four batches of three read the file once; its rows go with the last.
+	h.eventually("the file's rows let go", func() bool { return h.p.bulk.len() == 0 })
 	msgs := h.wait(5)
 	got := map[string]bool{}
 	for _, m := range msgs {
@@ -477,5 +479,32 @@ func TestMIMELimits(t *testing.T) {
 	m := h.outcome(h.accept(organizerAddr, "create@"+domain, []byte(parts.String())))
 	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "parts") {
 		t.Errorf("8 parts with a limit of 5: %s %q", m.Status, lastNote(m))
+	}
+}
+
+// TestBulk_RowsKeptOrReadAgain: a file's rows are kept between batches,
+// and read again from the message when they are not (a restart).
+func TestBulk_RowsKeptOrReadAgain(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop()
+	file := "ev1,ann@example.com,Ann\r\nev1,bob@example.com,Bob\r\n"
+	id := h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte(file)))
+	b := &bulkJob{Part: 0}
+	rows, err := h.p.bulkRows(id, b)
+	if err != nil || len(rows) != 2 || b.Filename != "guests.csv" {
+		t.Fatalf("first read: %d rows, %q, %v", len(rows), b.Filename, err)
+	}
+	if h.p.bulk.len() != 1 {
+		t.Fatal("rows not kept for the next batch")
+	}
+	kept, err := h.p.bulkRows(id, &bulkJob{Part: 0})
+	if err != nil || &kept[0] != &rows[0] {
+		t.Fatalf("second read did not use the kept rows: %v", err)
+	}
+	h.p.bulk = bulkFiles{} // what a restart leaves
+	b = &bulkJob{Part: 0}
+	again, err := h.p.bulkRows(id, b)
+	if err != nil || len(again) != 2 || again[1].Email != "bob@example.com" || b.Filename != "guests.csv" {
+		t.Fatalf("read again: %+v, %q, %v", again, b.Filename, err)
 	}
 }
