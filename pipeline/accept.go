@@ -160,6 +160,15 @@ func (p *Pipeline) inviteRows(tx *store.Tx, uid string, rows []store.Invitee, er
 	if err != nil {
 		return fmt.Errorf("event %q: %w", uid, err)
 	}
+	// What every row shares, read once.
+	org, err := tx.OrganizerOrNew(e.OrganizerEmail, now)
+	if err != nil {
+		return err
+	}
+	invited, err := invitedSoFar(tx, e.UID)
+	if err != nil {
+		return err
+	}
 	var counts store.Counters
 	for i, r := range rows {
 		email, err := NormalizeEmail(r.Email)
@@ -176,7 +185,8 @@ func (p *Pipeline) inviteRows(tx *store.Tx, uid string, rows []store.Invitee, er
 			errs[i] = fmt.Errorf("event %s is cancelled", uid)
 			continue
 		}
-		if err := p.mayInvite(tx, e, email, now, int(counts.Invited)); err != nil {
+		old, err := p.mayInvite(tx, e, org, invited+counts.Invited, email)
+		if err != nil {
 			var rej *Rejection
 			if !errors.As(err, &rej) {
 				return err
@@ -184,7 +194,7 @@ func (p *Pipeline) inviteRows(tx *store.Tx, uid string, rows []store.Invitee, er
 			errs[i] = errors.New(rej.Reason)
 			continue
 		}
-		d, err := p.putInvitee(tx, "", e, email, cleanName(r.Name), r.Origin, now)
+		d, err := p.putInvitee(tx, "", e, old, email, cleanName(r.Name), r.Origin, now)
 		if err != nil {
 			return err
 		}

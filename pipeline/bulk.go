@@ -217,7 +217,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 		for _, row := range batch {
 			reason := stop
 			if reason == "" {
-				if reason, err = p.bulkInvite(tx, j, sender, row, &next); err != nil {
+				if reason, err = p.bulkInvite(tx, j, org, row, &next); err != nil {
 					return err
 				}
 			}
@@ -250,7 +250,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 
 // bulkInvite invites one row, or returns why not. An error is a store
 // failure: the whole batch is tried again.
-func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row invitecsv.Row, b *bulkJob) (string, error) {
+func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, org *store.Organizer, row invitecsv.Row, b *bulkJob) (string, error) {
 	email, err := NormalizeEmail(row.Email)
 	if err != nil {
 		return "not an e-mail address", nil
@@ -264,7 +264,7 @@ func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row inv
 	} else if err != nil {
 		return "", err
 	}
-	if e.OrganizerEmail != sender {
+	if e.OrganizerEmail != org.Email {
 		return "event " + itip.Truncate(row.UID, 60) + " is not yours", nil
 	}
 	if e.Status == store.StatusCancelled {
@@ -273,15 +273,19 @@ func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, sender string, row inv
 	if b.UID == "" {
 		b.UID, b.Summary = e.UID, e.Summary
 	}
-	now := p.cfg.Now()
-	if err := p.mayInvite(tx, e, email, now, 0); err != nil {
+	invited, err := invitedSoFar(tx, e.UID) // counted row by row below
+	if err != nil {
+		return "", err
+	}
+	old, err := p.mayInvite(tx, e, org, invited, email)
+	if err != nil {
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			return rej.Reason, nil
 		}
 		return "", err
 	}
-	return "", p.addInvitee(tx, j, e, email, cleanName(row.Name), store.OriginBulk, now)
+	return "", p.addInvitee(tx, j, e, old, email, cleanName(row.Name), store.OriginBulk, p.cfg.Now())
 }
 
 // len is how many files are kept.

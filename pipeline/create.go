@@ -342,8 +342,8 @@ func unsent(a *store.Attendee) bool {
 
 // addInvitee records a new attendee, counts them and queues their invite;
 // for an attendee whose invite never went out, it only queues it again.
-func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email, name, origin string, now time.Time) error {
-	d, err := p.putInvitee(tx, j.Message, e, email, name, origin, now)
+func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, old *store.Attendee, email, name, origin string, now time.Time) error {
+	d, err := p.putInvitee(tx, j.Message, e, old, email, name, origin, now)
 	if err != nil {
 		return err
 	}
@@ -352,9 +352,9 @@ func (p *Pipeline) addInvitee(tx *store.Tx, j *store.Job, e *store.Event, email,
 
 // putInvitee is addInvitee leaving the counting to the caller: it returns
 // the counter change.
-func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, email, name, origin string, now time.Time) (store.Counters, error) {
+func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, old *store.Attendee, email, name, origin string, now time.Time) (store.Counters, error) {
 	send := sendJob{UID: e.UID, Email: email, Kind: kindInvite, Sequence: e.Sequence}
-	if old, err := tx.Attendee(e.UID, email); err == nil && unsent(old) {
+	if old != nil { // recorded, never sent: send it again
 		old.SendError = ""
 		if err := tx.PutAttendee(old); err != nil {
 			return store.Counters{}, err
@@ -382,38 +382,40 @@ func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, emai
 // An attendee whose invite never went out (the relay refused it, or the
 // organizer was suspended when it was due) may be invited again: that
 // is not a new attendee, see putInvitee.
-func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, email string, now time.Time, pending int) error {
-	if a, err := tx.Attendee(e.UID, email); err == nil {
-		if !unsent(a) {
-			return reject("%s is already invited to %s", email, e.UID)
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	org, err := tx.OrganizerOrNew(e.OrganizerEmail, now)
-	if err != nil {
-		return err
+// mayInvite checks the rules for inviting email to e, whose organizer is
+// org and which has invited people so far (counting this transaction's).
+// It returns the attendee already recorded for email, if one is (an
+// invite that was never sent may be sent again).
+func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, org *store.Organizer, invited int64, email string) (*store.Attendee, error) {
+	old, err := tx.Attendee(e.UID, email)
+	if err == nil && !unsent(old) {
+		return nil, reject("%s is already invited to %s", email, e.UID)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
 	if org.Suspended {
-		return reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason))
+		return nil, reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason))
 	}
 	if tx.Blocked(email, org.Email) {
-		return reject("%s has asked not to receive invites from %s", email, org.Email)
+		return nil, reject("%s has asked not to receive invites from %s", email, org.Email)
 	}
 	limit := p.cfg.InviteLimit
 	if org.InviteLimit != nil {
 		limit = *org.InviteLimit
 	}
-	if limit >= 0 {
-		st, err := tx.EventStats(e.UID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if st.Invited+int64(pending) >= int64(limit) {
-			return reject("event %s has reached its limit of %d invites", e.UID, limit)
-		}
+	if limit >= 0 && invited >= int64(limit) {
+		return nil, reject("event %s has reached its limit of %d invites", e.UID, limit)
 	}
-	return nil
+	return old, nil
+}
+
+// invitedSoFar is how many people event uid has invited, as committed.
+func invitedSoFar(tx *store.Tx, uid string) (int64, error) {
+	st, err := tx.EventStats(uid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	return st.Invited, nil
 }
 
 func (p *Pipeline) enqueue(tx *store.Tx, stage, kind, message string, payload any) error {
