@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/pipeline"
 	"github.com/invited/invited/senderauth"
@@ -332,5 +333,44 @@ func TestDataTimeout(t *testing.T) {
 	}
 	if n := db.QueueLen(pipeline.StageParse); n != 0 {
 		t.Errorf("a message cut short was queued")
+	}
+}
+
+// TestData_SPFStoredWithEnvelope: the SPF check at DATA (real SPF records
+// from a test resolver) is stored with the message it was made for.
+func TestData_SPFStoredWithEnvelope(t *testing.T) {
+	dns := dnstest.NewResolver()
+	dns.Domain("example.org", "", "127.0.0.1")
+	check := func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
+		r := senderauth.CheckSPF(ctx, dns, ip, helo, from)
+		return r.Result, r.Domain
+	}
+	addr, db := serve(t, smtpd.Config{CheckSPF: check}, 0)
+	for from, want := range map[string]string{"a@example.org": "pass", "b@nospf.example": "none"} {
+		c := dial(t, addr)
+		if err := c.Mail(from, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("create@invite.test", nil); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, msg)
+		resp, err := w.CloseWithResponse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, id, _ := strings.Cut(resp.StatusText, "queued as ")
+		var m *store.Message
+		if err := db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		_, domain, _ := strings.Cut(from, "@")
+		if m.SPF != want || m.SPFDomain != domain {
+			t.Errorf("MAIL FROM %s: stored SPF %q for %q, want %q for %q", from, m.SPF, m.SPFDomain, want, domain)
+		}
 	}
 }
