@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 
 	"github.com/emersion/go-ical"
+
+	"github.com/invited/invited/internal/memo"
 )
 
 // DefaultProdID is the PRODID Encode writes when Calendar.ProdID is empty.
@@ -160,30 +160,20 @@ func (e *encoder) collectZones(c *Calendar) {
 // same one.
 func generatedVTimezone(tzid string, year int) (string, bool) {
 	key := zoneKey{tzid, year}
-	if r, ok := vtzCache.Load(key); ok {
-		r := r.(vtzResult)
+	if r, ok := vtzCache.Get(key); ok {
 		return r.text, r.ok
 	}
 	var r vtzResult
 	if text, ok := VTimezone(tzid, year); ok {
 		r.text, r.ok = reencodeVTimezoneNow(text, tzid)
 	}
-	keepVTimezone(key, r)
+	vtzCache.Put(key, r)
 	return r.text, r.ok
 }
 
 type zoneKey struct {
 	tzid string
 	year int
-}
-
-// keepVTimezone stores r under key in vtzCache, emptying it when full.
-func keepVTimezone(key any, r vtzResult) {
-	if vtzCacheLen.Add(1) > maxVTZCache {
-		vtzCache.Clear()
-		vtzCacheLen.Store(1)
-	}
-	vtzCache.Store(key, r)
 }
 
 // reencodeVTimezone decodes the first VTIMEZONE in text with go-ical and
@@ -194,12 +184,11 @@ func reencodeVTimezone(text, tzid string) (string, bool) {
 		return reencodeVTimezoneNow(text, tzid)
 	}
 	key := tzid + "\x00" + text
-	if r, ok := vtzCache.Load(key); ok {
-		r := r.(vtzResult)
+	if r, ok := vtzCache.Get(key); ok {
 		return r.text, r.ok
 	}
 	s, ok := reencodeVTimezoneNow(text, tzid)
-	keepVTimezone(key, vtzResult{s, ok})
+	vtzCache.Put(key, vtzResult{s, ok})
 	return s, ok
 }
 
@@ -209,18 +198,12 @@ type vtzResult struct {
 }
 
 // vtzCache maps tzid NUL text (a zone an organizer sent) or a zoneKey (one
-// we generate) to its vtzResult, at most maxVTZCache of them.
-var (
-	vtzCache    sync.Map
-	vtzCacheLen atomic.Int64
-)
+// we generate) to its vtzResult.
+var vtzCache = memo.Cache[any, vtzResult]{Max: 512}
 
-// maxVTZCache bounds the entries, maxVTZCacheText the text of one (real
-// zones are a few hundred bytes to a few KiB).
-const (
-	maxVTZCache     = 512
-	maxVTZCacheText = 16 << 10
-)
+// maxVTZCacheText bounds the text of a zone kept (real zones are a few
+// hundred bytes to a few KiB).
+const maxVTZCacheText = 16 << 10
 
 func reencodeVTimezoneNow(text, tzid string) (string, bool) {
 	cal, err := decodeCalendar(strings.ToValidUTF8(text, "\uFFFD"), ical.CompTimezone)

@@ -17,9 +17,9 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/invited/invited/internal/memo"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
@@ -199,8 +199,7 @@ type Pipeline struct {
 	stages map[string]*stage
 	sends  *throttle
 
-	dataCache    sync.Map // see eventData
-	dataCacheLen atomic.Int64
+	dataCache memo.Cache[dataKey, *eventData] // see eventData
 
 	burst   burst   // see burst.go
 	handoff handoff // see handoff.go

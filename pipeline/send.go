@@ -257,21 +257,21 @@ func (p *Pipeline) deliver(ctx context.Context, from, to string, msg []byte) err
 // event for every attendee. Entries are keyed by what changes when the
 // event does, and are only read.
 func (p *Pipeline) eventData(e *store.Event) (*eventData, error) {
-	key := fmt.Sprintf("%s\x00%d\x00%d", e.UID, e.Sequence, e.LastModified.UnixNano())
-	if d, ok := p.dataCache.Load(key); ok {
-		return d.(*eventData), nil
+	key := dataKey{e.UID, e.Sequence, e.LastModified.UnixNano()}
+	if d, ok := p.dataCache.Get(key); ok {
+		return d, nil
 	}
 	d, err := loadData(e)
 	if err != nil {
 		return nil, err
 	}
-	if p.dataCacheLen.Add(1) > maxDataCache {
-		p.dataCache.Clear()
-		p.dataCacheLen.Store(1)
-	}
-	p.dataCache.Store(key, d)
+	p.dataCache.Put(key, d)
 	return d, nil
 }
 
-// maxDataCache bounds the events whose data is kept decoded.
-const maxDataCache = 256
+// dataKey is what changes when an event's data does.
+type dataKey struct {
+	uid      string
+	sequence int
+	modified int64
+}
