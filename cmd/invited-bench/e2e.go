@@ -63,7 +63,7 @@ func openLoop(ctx context.Context, d *daemon, cfg e2eConfig, msg func() []byte, 
 	var sendersDone sync.WaitGroup
 	for range cfg.Sessions {
 		sendersDone.Go(func() {
-			s := &sender{addr: d.smtp, from: from, rcpt: "create@" + benchDomain}
+			s := &sender{addr: d.SMTP, from: from, rcpt: "create@" + benchDomain}
 			defer s.close()
 			for range jobs {
 				r := s.send(msg())
@@ -303,7 +303,7 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 	var senders sync.WaitGroup
 	for range sessions {
 		senders.Go(func() {
-			s := &sender{addr: d.smtp, from: from, rcpt: "create@" + benchDomain}
+			s := &sender{addr: d.SMTP, from: from, rcpt: "create@" + benchDomain}
 			defer s.close()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if accepted.Load()-applied.Load() >= int64(window) {

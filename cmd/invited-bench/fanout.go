@@ -13,7 +13,7 @@ import (
 // registerEvent sends one REQUEST from organizer, waits for it to be
 // applied and returns invited's UID for the event.
 func registerEvent(ctx context.Context, d *daemon, tmpl *requestTemplate, organizer, origUID string) (string, error) {
-	s := &sender{addr: d.smtp, from: organizer, rcpt: "create@" + benchDomain}
+	s := &sender{addr: d.SMTP, from: organizer, rcpt: "create@" + benchDomain}
 	defer s.close()
 	r := s.send(tmpl.message(origUID))
 	if r.Err != nil {

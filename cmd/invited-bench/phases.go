@@ -100,7 +100,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if err != nil {
 		return AcceptFigure{}, 0, err
 	}
-	r := closedLoop(ctx, d.smtp, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
+	r := closedLoop(ctx, d.SMTP, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
 	c1, err := d.api.commits(ctx)
 	if err != nil {
 		return AcceptFigure{}, 0, err

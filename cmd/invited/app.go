@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/invited/invited/httpapi"
+	"github.com/invited/invited/internal/daemonproc"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/pipeline"
@@ -179,6 +180,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Other programs (invited keys, tests, the bench) find the listeners
+	// here, ports the system chose included.
+	if err := daemonproc.WriteAddrs(cfg.Data, daemonproc.Addrs{SMTP: a.SMTPAddr(), HTTP: a.HTTPAddr()}); err != nil {
+		return nil, fmt.Errorf("write %s: %w", daemonproc.ListenFile, err)
 	}
 	log.Info("invited started", "domain", cfg.Domain, "smtp", a.smtpLn.Addr().String(),
 		"http", a.httpLn.Addr().String(), "data", cfg.Data, "auth_policy", cfg.AuthPolicy)

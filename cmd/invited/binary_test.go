@@ -1,22 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/invited/invited/internal/daemonproc"
 	"github.com/invited/invited/store"
 )
 
@@ -48,17 +46,7 @@ func buildBinary(t *testing.T) string {
 }
 
 // daemon is the built binary running as a child process.
-type daemon struct {
-	cmd       *exec.Cmd
-	smtp      string
-	http      string
-	exited    chan struct{}
-	waitErr   error
-	logTail   []string
-	logTailMu sync.Mutex
-}
-
-var startedRe = regexp.MustCompile(`msg="invited started".* smtp=(\S+) http=(\S+)`)
+type daemon struct{ *daemonproc.Process }
 
 // startDaemon runs `invited serve` on 127.0.0.1:0 ports over dataDir and
 // waits for its listeners.
@@ -68,67 +56,19 @@ func startDaemon(t *testing.T, bin, dataDir string, extra ...string) *daemon {
 		"--http", "127.0.0.1:0", "--admin-key", "test-admin-key"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "INVITED_LOG_LEVEL=info")
-	stderr, err := cmd.StderrPipe()
+	p, err := daemonproc.Start(cmd, dataDir, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := startedRe.FindStringSubmatch(line); m != nil {
-				ready <- [2]string{m[1], m[2]}
-			}
-			d.logTailMu.Lock()
-			d.logTail = append(d.logTail, line)
-			if len(d.logTail) > 40 {
-				d.logTail = d.logTail[1:]
-			}
-			d.logTailMu.Unlock()
-		}
-		d.waitErr = cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() { d.kill() })
-	select {
-	case addrs := <-ready:
-		d.smtp, d.http = addrs[0], addrs[1]
-	case <-d.exited:
-		t.Fatalf("daemon exited at start: %v\n%s", d.waitErr, d.tail())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon did not start:\n%s", d.tail())
-	}
-	return d
-}
-
-func (d *daemon) tail() string {
-	d.logTailMu.Lock()
-	defer d.logTailMu.Unlock()
-	return strings.Join(d.logTail, "\n")
-}
-
-func (d *daemon) kill() {
-	d.cmd.Process.Kill()
-	<-d.exited
+	t.Cleanup(p.Kill)
+	return &daemon{p}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("daemon did not stop on SIGTERM:\n%s", d.tail())
-	}
-	if d.waitErr != nil {
-		t.Fatalf("daemon exit: %v\n%s", d.waitErr, d.tail())
+	if err := d.Stop(30 * time.Second); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, d.Tail())
 	}
 }
 
@@ -146,7 +86,7 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 
 	// One registered event for the replies to answer.
 	request := readTestdata(t, "google-request-inline-textcalendar.eml")
-	mustSend(t, d.smtp, "alice@example.org", []string{"create@" + testDomain}, []byte(request))
+	mustSend(t, d.SMTP, "alice@example.org", []string{"create@" + testDomain}, []byte(request))
 	uid := eventUID(t, d, "alice@example.org", "69d4c40b4a274636bf23517938df9673@example.org")
 	reply := readTestdata(t, "google-reply-accepted-to-exchange-organizer.ics")
 	reply = setProp(reply, "UID", uid)
@@ -161,7 +101,7 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 	killAt := 40 + rand.IntN(200)
 	for g := range 4 {
 		wg.Go(func() {
-			c, err := smtp.Dial(d.smtp)
+			c, err := smtp.Dial(d.SMTP)
 			if err != nil {
 				return
 			}
@@ -191,13 +131,13 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 				mu.Lock()
 				acked[key] = from
 				if len(acked) == killAt {
-					d.cmd.Process.Kill()
+					d.Cmd.Process.Kill()
 				}
 				mu.Unlock()
 			}
 		})
 	}
-	<-d.exited
+	<-d.Exited()
 	close(stopped)
 	wg.Wait()
 	t.Logf("killed after %d acknowledged messages", len(acked))
@@ -326,14 +266,14 @@ print("ok")
 `
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", script, d.smtp, "../../testdata/imip/google-request-inline-textcalendar.eml").CombinedOutput()
+	out, err := exec.CommandContext(ctx, py, "-c", script, d.SMTP, "../../testdata/imip/google-request-inline-textcalendar.eml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("python smtplib: %v\n%s\n%s", err, out, d.tail())
+		t.Fatalf("python smtplib: %v\n%s\n%s", err, out, d.Tail())
 	}
 	eventUID(t, d, "alice@example.org", "69d4c40b4a274636bf23517938df9673@example.org")
 	d.stop(t)
 }
 
 // HTTPAddr and AdminKey make a daemon a target of the API helpers.
-func (d *daemon) HTTPAddr() string { return d.http }
+func (d *daemon) HTTPAddr() string { return d.HTTP }
 func (d *daemon) AdminKey() string { return "test-admin-key" }

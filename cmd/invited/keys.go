@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/invited/invited/httpapi"
+	"github.com/invited/invited/internal/daemonproc"
 	"github.com/invited/invited/store"
 )
 
@@ -179,7 +180,11 @@ func (c keyClient) api(ctx context.Context, method, path string, body []byte, ou
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.cfg.HTTP+path, bytes.NewReader(body))
+	addr := c.cfg.HTTP
+	if a, err := daemonproc.ReadAddrs(c.cfg.Data); err == nil {
+		addr = a.HTTP // where the running daemon really listens
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
