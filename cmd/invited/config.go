@@ -195,6 +195,10 @@ type Rate struct {
 	Per time.Duration
 }
 
+// Set makes a Rate (with String) a flag.Value, whose default the help
+// shows.
+func (r *Rate) Set(s string) error { return r.UnmarshalText([]byte(s)) }
+
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (r *Rate) UnmarshalText(b []byte) error {
 	n, per, ok := strings.Cut(string(b), "/")
@@ -213,6 +217,12 @@ func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
 
 // Duration is a time.Duration written as "30s" in TOML.
 type Duration time.Duration
+
+// String and Set make a Duration a flag.Value, whose default the help shows.
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Set implements flag.Value.
+func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
@@ -236,7 +246,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.AuthPolicy, "auth-policy", c.AuthPolicy, "sender `policy`: aligned (an SPF or DKIM pass aligned with the From domain), dmarc (a DMARC pass), or none (the From header is trusted: development only); the From must also be the ORGANIZER of a command, the ATTENDEE of a reply [INVITED_AUTH_POLICY]")
 	fs.StringVar(&c.TrustedAuthServID, "trusted-authserv-id", c.TrustedAuthServID, "behind a trusted MTA: read its Authentication-Results header with this `id` instead of checking SPF/DKIM/DMARC [INVITED_TRUSTED_AUTHSERV_ID]")
 	fs.StringVar(&c.DNS, "dns", c.DNS, "DNS server `host:port` for SPF, DKIM and DMARC lookups (default: the system's) [INVITED_DNS]")
-	fs.Func("dns-cache", "how long DNS answers for SPF, DKIM and DMARC are kept; 0: ask every time (default 1m) [INVITED_DNS_CACHE]", durationFlag(&c.DNSCache))
+	fs.Var(&c.DNSCache, "dns-cache", "`time` DNS answers for SPF, DKIM and DMARC are kept; 0: ask every time [INVITED_DNS_CACHE]")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error [INVITED_LOG_LEVEL]")
 	fs.StringVar(&c.DKIMKey, "dkim-key", c.DKIMKey, "PEM private key `file` that DKIM-signs outbound mail (make one with invited dkim generate) [INVITED_DKIM_KEY]")
 	fs.StringVar(&c.DKIMSelector, "dkim-selector", c.DKIMSelector, "DKIM `selector`: the key is published at SELECTOR._domainkey.DOMAIN [INVITED_DKIM_SELECTOR]")
@@ -254,13 +264,13 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxMIMEDepth, "max-mime-depth", c.MaxMIMEDepth, "multipart `levels` a message may nest [INVITED_MAX_MIME_DEPTH]")
 	fs.IntVar(&c.MaxMIMEParts, "max-mime-parts", c.MaxMIMEParts, "MIME `parts` a message may have [INVITED_MAX_MIME_PARTS]")
 	fs.Int64Var(&c.MaxPartBytes, "max-part-bytes", c.MaxPartBytes, "decoded `bytes` of a calendar or CSV part [INVITED_MAX_PART_BYTES]")
-	fs.Func("data-timeout", "how long a message's DATA may take (default 10m) [INVITED_DATA_TIMEOUT]", durationFlag(&c.DataTimeout))
+	fs.Var(&c.DataTimeout, "data-timeout", "`time` a message's DATA may take [INVITED_DATA_TIMEOUT]")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "SMTP `connections` open at once from one address [INVITED_MAX_CONNS_PER_IP]")
 	fs.IntVar(&c.MaxMessagesPerConn, "max-messages-per-conn", c.MaxMessagesPerConn, "`messages` on one SMTP connection [INVITED_MAX_MESSAGES_PER_CONN]")
 	fs.Float64Var(&c.SendRatePerDomain, "send-rate-per-domain", c.SendRatePerDomain, "`messages` a second to one recipient domain; negative: no limit [INVITED_SEND_RATE_PER_DOMAIN]")
-	fs.Func("invite-rate-ip", "public invites per client address, `N/DURATION` (default 30/1m) [INVITED_INVITE_RATE_IP]", rateFlag(&c.InviteRateIP))
-	fs.Func("invite-rate-attendee", "public invites per invited address, `N/DURATION` (default 5/1h) [INVITED_INVITE_RATE_ATTENDEE]", rateFlag(&c.InviteRateAttendee))
-	fs.Func("invite-rate-event", "public invites per event, `N/DURATION` (default 1200/1m) [INVITED_INVITE_RATE_EVENT]", rateFlag(&c.InviteRateEvent))
+	fs.Var(&c.InviteRateIP, "invite-rate-ip", "public invites per client address, `N/DURATION` [INVITED_INVITE_RATE_IP]")
+	fs.Var(&c.InviteRateAttendee, "invite-rate-attendee", "public invites per invited address, `N/DURATION` [INVITED_INVITE_RATE_ATTENDEE]")
+	fs.Var(&c.InviteRateEvent, "invite-rate-event", "public invites per event, `N/DURATION` [INVITED_INVITE_RATE_EVENT]")
 	fs.BoolVar(&c.TrustForwarded, "trust-forwarded", c.TrustForwarded, "take the client address from X-Forwarded-For (behind a reverse proxy only) [INVITED_TRUST_FORWARDED]")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` people reach the HTTP API at, for links in notices (default http:// and the HTTP address) [INVITED_PUBLIC_URL]")
 	fs.IntVar(&c.EventLimit, "event-limit", c.EventLimit, "`events` an organizer without a subscription may register; negative: no limit [INVITED_EVENT_LIMIT]")
@@ -268,8 +278,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxBulkRows, "max-bulk-rows", c.MaxBulkRows, "rows a CSV mailed to bulk@ may have [INVITED_MAX_BULK_ROWS]")
 	fs.StringVar(&c.ShopifySecret, "shopify-secret", c.ShopifySecret, "`secret` that signs Shopify order webhooks (POST /order); empty disables enrollment [INVITED_SHOPIFY_SECRET]")
 	fs.StringVar(&c.UpgradeURL, "upgrade-url", c.UpgradeURL, "`URL` where organizers buy a subscription, named in the event limit notice [INVITED_UPGRADE_URL]")
-	fs.Func("smtp-timeout", "SMTP per-command `timeout` (default 2m) [INVITED_SMTP_TIMEOUT]", durationFlag(&c.SMTPTimeout))
-	fs.Func("shutdown-timeout", "how long SIGTERM waits for work in hand (default 30s) [INVITED_SHUTDOWN_TIMEOUT]", durationFlag(&c.ShutdownTimeout))
+	fs.Var(&c.SMTPTimeout, "smtp-timeout", "SMTP per-command `timeout` [INVITED_SMTP_TIMEOUT]")
+	fs.Var(&c.ShutdownTimeout, "shutdown-timeout", "`time` SIGTERM waits for work in hand [INVITED_SHUTDOWN_TIMEOUT]")
 	fs.Func("landing-host", "`host` the public invite endpoint may redirect to (repeatable) [INVITED_LANDING_HOSTS, comma-separated]", func(s string) error {
 		for h := range strings.SplitSeq(s, ",") {
 			if h = strings.TrimSpace(h); h != "" {
@@ -278,14 +288,6 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		}
 		return nil
 	})
-}
-
-func rateFlag(r *Rate) func(string) error {
-	return func(s string) error { return r.UnmarshalText([]byte(s)) }
-}
-
-func durationFlag(d *Duration) func(string) error {
-	return func(s string) error { return d.UnmarshalText([]byte(s)) }
 }
 
 // envName is the environment variable of a flag.
