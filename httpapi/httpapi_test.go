@@ -29,24 +29,37 @@ const key = "k3y"
 type env struct {
 	srv *httptest.Server
 	db  *store.DB
+	p   *pipeline.Pipeline
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil, func(*pipeline.Pipeline) httpapi.Config {
+		return httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
+			ShopifySecret: "shpss_secret", Metrics: promhttp.Handler()}
+	})
+}
+
+// newEnvWith is an API over a real store and pipeline: mod changes the
+// pipeline's configuration, cfg makes the API's.
+func newEnvWith(t *testing.T, mod func(*pipeline.Config), cfg func(*pipeline.Pipeline) httpapi.Config) *env {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
+	pc := pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}
+	if mod != nil {
+		mod(&pc)
+	}
+	p, err := pipeline.New(pc, db, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
-		ShopifySecret: "shpss_secret", Metrics: promhttp.Handler()}, db, p, log)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(httpapi.New(cfg(p), db, p, log))
 	t.Cleanup(func() { srv.Close(); db.Close() })
-	return &env{srv: srv, db: db}
+	return &env{srv: srv, db: db, p: p}
 }
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -341,21 +354,15 @@ func TestDeadLetters_ListAndRetry(t *testing.T) {
 }
 
 func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, _ := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}}, db, nil, log)
 	rates := httpapi.RateLimits{
 		PerIP:       httpapi.Rate{N: 3, Per: time.Hour, Burst: 3},
 		PerAttendee: httpapi.Rate{N: 1, Per: time.Hour, Burst: 1},
 		PerEvent:    httpapi.Rate{N: 100, Per: time.Hour, Burst: 100},
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{AdminKey: key, Rates: &rates, TrustForwarded: true}, db, p, log))
-	defer srv.Close()
-	e := &env{srv: srv, db: db}
+	e := newEnvWith(t, nil, func(*pipeline.Pipeline) httpapi.Config {
+		return httpapi.Config{AdminKey: key, Rates: &rates, TrustForwarded: true}
+	})
+	srv := e.srv
 	e.seed(t, "org@example.com", 1)
 	get := func(query, xff string) (int, http.Header) {
 		req, _ := http.NewRequest("GET", srv.URL+"/event/ev00/invite?"+query, nil)
@@ -394,23 +401,15 @@ func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
 }
 
 func TestReadyz_BusyIs503(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := pipeline.New(pipeline.Config{Domain: "invite.test", Auth: &senderauth.Checker{Policy: senderauth.PolicyNone}, MaxInbound: 2}, db, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{AdminKey: key, Ready: func() error {
-		if p.Busy() {
-			return errors.New("inbound queue full")
-		}
-		return nil
-	}}, db, p, log))
-	defer srv.Close()
+	e := newEnvWith(t, func(c *pipeline.Config) { c.MaxInbound = 2 }, func(p *pipeline.Pipeline) httpapi.Config {
+		return httpapi.Config{AdminKey: key, Ready: func() error {
+			if p.Busy() {
+				return errors.New("inbound queue full")
+			}
+			return nil
+		}}
+	})
+	srv, p := e.srv, e.p
 	get := func() (int, string) {
 		resp, err := http.Get(srv.URL + "/readyz")
 		if err != nil {
