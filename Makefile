@@ -38,14 +38,10 @@ unit:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSMOKE)
 
-# Every fuzz target for FUZZTIME each.
+# Every fuzz target for FUZZTIME each (.ci/fuzz says which failures it
+# runs again).
 fuzz:
-	@set -eo pipefail; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg | tail -n 3; \
-	  done; \
-	done
+	@GO=$(GO) .ci/fuzz $(FUZZTIME)
 
 # Go benchmarks of the hot paths, then the daemon under load against the
 # machine's own ceilings (cmd/invited-bench; a few minutes; BENCHFLAGS=-quick
