@@ -79,6 +79,8 @@ type DB struct {
 	qlen   map[string]*atomic.Int64
 	commit atomic.Int64 // transactions committed
 	fns    atomic.Int64 // Update functions they held
+	fnTime atomic.Int64 // nanoseconds the committer spent running them
+	wrTime atomic.Int64 // and writing and syncing their transactions
 
 	released atomic.Int64   // see releaseMapped
 	watching sync.WaitGroup // watchMapped, waited for by Close
@@ -192,6 +194,23 @@ func (db *DB) Commits() int64 { return db.commit.Load() }
 // Commits, how well group commit shares each fsync.
 func (db *DB) Committed() int64 { return db.fns.Load() }
 
+// Writes is how many page writes (each a run of contiguous pages, meta
+// pages included) the committed transactions made: over Commits, what one
+// fsync has to flush.
+func (db *DB) Writes() int64 {
+	st := db.bolt.Stats()
+	return st.TxStats.GetWrite()
+}
+
+// WriterTime is how long the one committing goroutine has spent running
+// Update functions (run) and writing and syncing the transactions that
+// held them (commit), failed ones included. Over a span of time, their sum
+// is the fraction of it the committer was busy: near 1, writes queue
+// behind it.
+func (db *DB) WriterTime() (run, commit time.Duration) {
+	return time.Duration(db.fnTime.Load()), time.Duration(db.wrTime.Load())
+}
+
 // Update runs fn in a write transaction shared with other concurrent
 // callers and returns once that transaction is durable (or failed). If fn
 // returns an error nothing it wrote is kept, and the error is returned.
@@ -289,7 +308,10 @@ func (db *DB) run(batch []*request) {
 		failed := -1
 		var ferr error
 		var hooks []func()
+		start := time.Now()
+		var ran time.Duration
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
+			defer func() { ran = time.Since(start) }()
 			hooks = hooks[:0]
 			for i, r := range batch {
 				tx := &Tx{db: db, tx: btx, writable: true}
@@ -301,6 +323,8 @@ func (db *DB) run(batch []*request) {
 			}
 			return nil
 		})
+		db.fnTime.Add(int64(ran))
+		db.wrTime.Add(int64(time.Since(start) - ran))
 		if failed >= 0 {
 			batch[failed].done <- ferr
 			batch = append(batch[:failed:failed], batch[failed+1:]...)

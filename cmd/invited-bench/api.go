@@ -197,6 +197,9 @@ func truncate(s string, n int) string {
 type commitCount struct {
 	at               time.Time
 	commits, updates float64
+	writes           float64 // page writes
+	run, write       float64 // the committer's busy seconds, see store.DB.WriterTime
+	queues           map[string]float64
 }
 
 func (a *apiClient) commits(ctx context.Context) (commitCount, error) {
@@ -226,6 +229,28 @@ func (a *apiClient) commits(ctx context.Context) (commitCount, error) {
 		return 0
 	}
 	c.commits, c.updates = value("invited_store_commits_total"), value("invited_store_committed_functions_total")
+	c.writes = value("invited_store_page_writes_total")
+	c.queues = map[string]float64{}
+	if f := fams["invited_queue_jobs"]; f != nil {
+		for _, m := range f.Metric {
+			if len(m.Label) == 1 && m.Gauge != nil {
+				c.queues[m.Label[0].GetValue()] = m.Gauge.GetValue()
+			}
+		}
+	}
+	if f := fams["invited_store_writer_seconds_total"]; f != nil {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				switch {
+				case l.GetName() != "part" || m.Counter == nil:
+				case l.GetValue() == "run":
+					c.run = m.Counter.GetValue()
+				case l.GetValue() == "commit":
+					c.write = m.Counter.GetValue()
+				}
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -234,22 +259,34 @@ type CommitFigure struct {
 	PerSecond         float64 `json:"commits_per_second"`
 	UpdatesPerCommit  float64 `json:"updates_per_commit"`
 	UpdatesPerMessage float64 `json:"updates_per_message,omitempty"`
+	WritesPerCommit   float64 `json:"page_writes_per_commit"`
+	WritesPerMessage  float64 `json:"page_writes_per_message,omitempty"`
+	// WriterBusy is the fraction of the time the store's committer was
+	// running updates (WriterRun) or writing and syncing (WriterCommit).
+	WriterRun    float64 `json:"writer_run"`
+	WriterCommit float64 `json:"writer_commit"`
 }
 
 // commitsBetween is the CommitFigure from a to b, with per-message
 // figures for n messages (0: none).
 func commitsBetween(a, b commitCount, n int64) CommitFigure {
 	var f CommitFigure
+	secs := b.at.Sub(a.at).Seconds()
 	if d := b.commits - a.commits; d > 0 {
-		f.PerSecond = d / b.at.Sub(a.at).Seconds()
+		f.PerSecond = d / secs
 		f.UpdatesPerCommit = (b.updates - a.updates) / d
+		f.WritesPerCommit = (b.writes - a.writes) / d
+	}
+	if secs > 0 {
+		f.WriterRun, f.WriterCommit = (b.run-a.run)/secs, (b.write-a.write)/secs
 	}
 	if n > 0 {
 		f.UpdatesPerMessage = (b.updates - a.updates) / float64(n)
+		f.WritesPerMessage = (b.writes - a.writes) / float64(n)
 	}
 	return f
 }
 
 func (f CommitFigure) String() string {
-	return fmt.Sprintf("%.0f/s × %.1f", f.PerSecond, f.UpdatesPerCommit)
+	return fmt.Sprintf("%.0f/s × %.1f (%.0f pages), busy %.0f%%+%.0f%%", f.PerSecond, f.UpdatesPerCommit, f.WritesPerCommit, 100*f.WriterRun, 100*f.WriterCommit)
 }

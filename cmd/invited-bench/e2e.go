@@ -323,7 +323,11 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 		case <-ctx.Done():
 			done = true
 		case <-time.After(500 * time.Millisecond):
-			prog.Update("max applied rate: %d accepted, %d applied", accepted.Load(), applied.Load())
+			q := ""
+			if c, err := d.api.commits(ctx); err == nil {
+				q = fmt.Sprint(c.queues)
+			}
+			prog.Update("max applied rate: %d accepted, %d applied; queued %s", accepted.Load(), applied.Load(), q)
 			done = time.Now().After(deadline)
 		}
 	}

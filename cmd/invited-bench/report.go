@@ -336,7 +336,7 @@ func printTable(w io.Writer, r *Result) {
 
 	if len(r.Accept) > 0 {
 		section("2. Durable SMTP accept (REQUESTs to create@, fsync on; default: parsing holds back while arrivals outpace it; no-hold: --burst-rate=-1)")
-		fmt.Fprintln(tw, "mode\tsessions\taccepted/s\t÷ go-smtp\t÷ bbolt group\tp50 ms\tp99 ms\t4xx\terrors\tdaemon cores\tCPU µs/msg\tcommits × updates\t")
+		fmt.Fprintln(tw, "mode\tsessions\taccepted/s\t÷ go-smtp\t÷ bbolt group\tp50 ms\tp99 ms\t4xx\terrors\tdaemon cores\tCPU µs/msg\tcommits × updates (page writes), writer busy run+commit\t")
 		for _, f := range r.Accept {
 			vsBolt := pct(f.VsBolt)
 			if f.BoltProducers > 0 {
@@ -355,15 +355,15 @@ func printTable(w io.Writer, r *Result) {
 		if m := e.Max; m != nil {
 			tw.Flush()
 			fmt.Fprintf(w, "   max applied (closed loop, %d sessions, ≤%d in flight, %.0f s):\n", m.Sessions, m.Window, m.Seconds)
-			fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates\tupdates/msg\t")
-			fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
-				m.Commits, m.Commits.UpdatesPerMessage)
+			fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates (page writes), writer busy run+commit\tupdates/msg\tpage writes/msg\t")
+			fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
+				m.Commits, m.Commits.UpdatesPerMessage, m.Commits.WritesPerMessage)
 		}
 	}
 
 	if f := r.Fanout; f != nil {
 		section("4. Invite fan-out (POST /event/{uid}/invites → relay)")
-		fmt.Fprintln(tw, "invites\tPOSTs s\tattendees created s\trelay got all s\tinvites/s\tcreated/s\tdaemon cores\tcommits × updates\t")
+		fmt.Fprintln(tw, "invites\tPOSTs s\tattendees created s\trelay got all s\tinvites/s\tcreated/s\tdaemon cores\tcommits × updates (page writes), writer busy run+commit\t")
 		row := func(label string, f *FanoutFigure) {
 			fmt.Fprintf(tw, "%s%d\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.2f\t%s\t\n", label, f.Invites, f.PostSeconds, f.CreatedSeconds, f.SentSeconds,
 				f.InvitesPerSecond, f.CreatedPerSecond, f.DaemonCores, f.Commits)

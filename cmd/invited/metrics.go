@@ -32,13 +32,15 @@ var (
 	descHolds     = prometheus.NewDesc("invited_burst_holds_total", "SMTP bursts parsing held back for since start.", nil, nil)
 	descCommits   = prometheus.NewDesc("invited_store_commits_total", "Write transactions committed (each one fsync) since start.", nil, nil)
 	descCommitted = prometheus.NewDesc("invited_store_committed_functions_total", "Updates those transactions held: over commits, how many share each fsync.", nil, nil)
+	descWrites    = prometheus.NewDesc("invited_store_page_writes_total", "Page writes (runs of contiguous pages, meta included) those transactions made.", nil, nil)
+	descWriter    = prometheus.NewDesc("invited_store_writer_seconds_total", "Time the store's one committer spent running updates (run) and writing and syncing transactions (commit); its rate near 1 means writes wait for it.", []string{"part"}, nil)
 	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
 	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
 	descCounts    = prometheus.NewDesc("invited_system_count", "The system statistics, as GET /system/statistics gives them.", []string{"what"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descFile, descReleased, descCounts} {
+	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descWrites, descWriter, descFile, descReleased, descCounts} {
 		ch <- d
 	}
 }
@@ -62,6 +64,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descHolds, c.pl.Holds())
 	counter(descCommits, c.db.Commits())
 	counter(descCommitted, c.db.Committed())
+	counter(descWrites, c.db.Writes())
+	run, commit := c.db.WriterTime()
+	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, run.Seconds(), "run")
+	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, commit.Seconds(), "commit")
 	counter(descReleased, c.db.Released())
 	if n, err := c.db.Size(); err == nil {
 		gauge(descFile, n)

@@ -63,6 +63,12 @@ func TestMetricsAndReadyz(t *testing.T) {
 	if commits <= value(before, "invited_store_commits_total") || fns < commits {
 		t.Errorf("commits %v (before %v), functions %v", commits, value(before, "invited_store_commits_total"), fns)
 	}
+	if w := value(after, "invited_store_page_writes_total"); w < 2*commits {
+		t.Errorf("%v page writes in %v commits: each writes its meta page and more", w, commits)
+	}
+	if run, commit := value(after, `invited_store_writer_seconds_total{part="run"}`), value(after, `invited_store_writer_seconds_total{part="commit"}`); run <= 0 || commit <= 0 {
+		t.Errorf("the committer was busy %vs running updates and %vs committing", run, commit)
+	}
 	for _, name := range []string{`invited_queue_jobs{stage="parse"}`, "invited_burst_holding", "invited_store_file_bytes", "go_goroutines"} {
 		value(after, name)
 	}
