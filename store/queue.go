@@ -66,6 +66,7 @@ func (tx *Tx) putJob(j *Job) error {
 	if err != nil {
 		return fmt.Errorf("store: queue %s: %w", j.Stage, err)
 	}
+	b.FillPercent = appendedFill // new jobs are mostly due now: see fillAppended
 	data, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("store: encode job: %w", err)

@@ -312,6 +312,7 @@ func (db *DB) run(batch []*request) {
 		var ran time.Duration
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
 			defer func() { ran = time.Since(start) }()
+			fillAppended(btx)
 			hooks = hooks[:0]
 			for i, r := range batch {
 				tx := &Tx{db: db, tx: btx, writable: true}
@@ -345,6 +346,27 @@ func (db *DB) run(batch []*request) {
 		return
 	}
 }
+
+// appended are the buckets whose new keys sort after the ones before
+// (sequence numbers, creation times, time-ordered UIDs). The queues, keyed
+// by due time, are filled the same way (putJob).
+var appended = [][]byte{bRaw, bMessages, bEvents, bEventStats, bSysIndex, bDead}
+
+// fillAppended has bbolt fill the pages of appended buckets to
+// appendedFill before splitting them instead of its default 50%: when keys
+// only ever come at the end, a half-full page is never filled later, and a
+// commit adding ten 1.5 KiB events would write ten pages instead of four.
+// (A writable transaction hands out one *Bucket per name, so this lasts
+// until it commits.)
+func fillAppended(btx *bolt.Tx) {
+	for _, name := range appended {
+		if b := btx.Bucket(name); b != nil {
+			b.FillPercent = appendedFill
+		}
+	}
+}
+
+const appendedFill = 0.9
 
 // call runs fn, turning a panic into an error so one bad function cannot
 // stop the committer.

@@ -494,3 +494,28 @@ func TestUpdateLater_Gathers(t *testing.T) {
 		t.Errorf("%d commits for 10 UpdateLater calls that fit one batch, want 1", n)
 	}
 }
+
+// TestFill_AppendedBucketsFillTheirPages: jobs queued one commit after
+// another fill their queue's pages, where bbolt's default would leave
+// every page half empty (and write one more page per commit).
+func TestFill_AppendedBucketsFillTheirPages(t *testing.T) {
+	db := openTestDB(t)
+	payload, _ := json.Marshal(strings.Repeat("x", 200))
+	start := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	const n = 300
+	for i := range n {
+		if err := db.Update(context.Background(), func(tx *Tx) error {
+			_, err := tx.Enqueue("fill", &Job{Kind: "k", Payload: payload}, start.Add(time.Duration(i)*time.Second))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leaves int
+	db.bolt.View(func(tx *bolt.Tx) error { leaves = tx.Bucket(queueBucket("fill")).Stats().LeafPageN; return nil })
+	// Jobs of about 400 bytes: nine fit a 4 KiB page filled to 90%, five
+	// at bbolt's 50%.
+	if perPage := float64(n) / float64(leaves); perPage < 7.5 {
+		t.Errorf("%d jobs on %d leaf pages (%.1f a page), want about 9", n, leaves, perPage)
+	}
+}
