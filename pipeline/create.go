@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"html"
@@ -68,7 +69,7 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 			return err
 		}
 		e = &store.Event{
-			UID:              newUID(),
+			UID:              newUID(now),
 			OriginalUID:      first.UID,
 			OrganizerEmail:   organizer(first),
 			OrganizerName:    first.Organizer.Name,
@@ -427,13 +428,21 @@ func (p *Pipeline) enqueue(tx *store.Tx, stage, kind, message string, payload an
 	return err
 }
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+var (
+	b32    = base32.StdEncoding.WithPadding(base32.NoPadding)
+	b32hex = base32.HexEncoding.WithPadding(base32.NoPadding)
+)
 
-// newUID makes a server event UID: 130 random bits, URL-safe.
-func newUID() string {
+// newUID makes a server event UID, URL-safe: the creation time in
+// milliseconds (48 bits) then 80 random bits, in base32hex, whose order is
+// the bytes' order. New events' keys therefore sort after the ones before,
+// so a commit that registers several adds them to the same last page of
+// each event bucket instead of rewriting one page per event at random.
+func newUID(now time.Time) string {
 	b := make([]byte, 16)
-	rand.Read(b)
-	return strings.ToLower(b32.EncodeToString(b))
+	binary.BigEndian.PutUint64(b, uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return strings.ToLower(b32hex.EncodeToString(b))
 }
 
 // newTag makes a reply tag for an rsvp+TAG address: 80 random bits.
