@@ -53,13 +53,17 @@ func (a *arrivals) add(now time.Time) {
 }
 
 // count is how many arrived in the window that ends at now.
-func (a *arrivals) count(now time.Time) int {
+func (a *arrivals) count(now time.Time) int { return a.last(now, burstSlots) }
+
+// last is how many arrived in the last slots slots (the current one
+// included) to now.
+func (a *arrivals) last(now time.Time, slots int64) int {
 	tick := now.UnixNano() / int64(burstSlot)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for _, s := range a.slot {
-		if tick-s.tick < burstSlots {
+		if tick-s.tick < slots {
 			n += s.n
 		}
 	}
@@ -98,8 +102,16 @@ func (p *Pipeline) inBurst(now time.Time) bool {
 		b.learned = now
 	}
 	in := float64(b.arrived.count(now))
-	return b.pace > 0 && in >= p.cfg.BurstRate*window.Seconds() && in > b.pace
+	// And messages still arrive at BurstRate now, not only over the
+	// window: when a burst stops, parsing resumes within burstRecent
+	// rather than a whole window later.
+	recent := float64(b.arrived.last(now, burstRecent))
+	return b.pace > 0 && in >= p.cfg.BurstRate*window.Seconds() && in > burstFactor*b.pace &&
+		recent >= p.cfg.BurstRate*(burstRecent*burstSlot).Seconds()
 }
+
+// burstRecent is how many slots back a burst must still be arriving.
+const burstRecent = 3
 
 func inbound(stage string) bool {
 	return stage == StageParse || stage == StageVerify || stage == StageCreate
@@ -118,3 +130,9 @@ func (p *Pipeline) Holds() int64 { return p.burst.holds.Load() }
 
 // Accepted is how many messages Accept has stored since start.
 func (p *Pipeline) Accepted() int64 { return p.burst.accepted.Load() }
+
+// burstFactor is how much faster than the pipeline's pace messages must
+// arrive for a burst: a closed loop of senders that wait for their
+// messages to be applied arrives near the pace, give or take, and holding
+// for it would only stall both.
+const burstFactor = 1.5

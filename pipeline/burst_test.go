@@ -34,11 +34,24 @@ func TestBurst_Decision(t *testing.T) {
 	if h.p.inBurst(time.Now()) {
 		t.Fatal("a burst while arrivals are slower than parsing")
 	}
+	// However slowly the test accepted, messages are arriving now.
+	now := time.Now()
+	for range 10 {
+		h.p.burst.arrived.add(now)
+	}
+	in := float64(h.p.burst.arrived.count(now))
+	h.p.burst.pace, h.p.burst.learned = in/burstFactor*1.1, now // and not learned again
+	if h.p.inBurst(now) {
+		t.Fatalf("a burst with %v arrivals a window against a pace of %v: near the pace is no burst", in, h.p.burst.pace)
+	}
 	h.p.burst.pace = 1
-	if !h.p.inBurst(time.Now()) {
+	if !h.p.inBurst(now) {
 		t.Fatalf("no burst with %d queued just now, rate 100/s, faster than parsing", h.db.QueueLen(StageParse))
 	}
-	if h.p.inBurst(time.Now().Add(burstSlot * (burstSlots + 1))) {
+	if h.p.inBurst(now.Add(burstSlot * (burstRecent + 1))) {
+		t.Fatal("still a burst once arrivals stopped, though the window still counts them")
+	}
+	if h.p.inBurst(now.Add(burstSlot * (burstSlots + 1))) {
 		t.Fatal("still a burst once arrivals stopped")
 	}
 	accept(200 - int(h.db.QueueLen(StageParse)))
