@@ -27,7 +27,9 @@ func TestHandoff_ReadAgainAfterRestart(t *testing.T) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
 	}
+	h.p.unchained = true // leave the verify job queued
 	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
+	h.p.unchained = false
 	if n := h.db.QueueLen(StageVerify); n != 1 {
 		t.Fatalf("%d verify jobs after parse, want 1", n)
 	}
@@ -103,7 +105,9 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
 	}
+	h.p.unchained = true
 	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
+	h.p.unchained = false
 	if n := h.db.QueueLen(StageVerify); n != 2 {
 		t.Fatalf("%d verify jobs, want 2", n)
 	}

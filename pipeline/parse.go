@@ -18,17 +18,17 @@ import (
 // parse decides who sent an inbound message, reads it, and queues one
 // verify job per calendar (or CSV) for each of our mailboxes it was sent
 // to. The sender decision is recorded on the message whatever happens.
-func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+func (p *Pipeline) parse(ctx context.Context, j *store.Job) (outcome, error) {
 	m, raw, verdict, err := p.readInbound(ctx, j)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	auth, err := json.Marshal(verdict)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	record := func(tx *store.Tx) error { return tx.SetMessageAuth(j.Message, auth) }
-	apply, err := p.route(j, m, raw, verdict)
+	apply, jobs, err := p.route(j, m, raw, verdict)
 	var rej *Rejection
 	if errors.As(err, &rej) {
 		if rej.apply == nil && verdict.Authenticated && p.sentTo(m, MailboxCreate) {
@@ -49,16 +49,18 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (func(*store.Tx) err
 			}
 			return record(tx)
 		}
-		return nil, rej
+		return outcome{}, rej
 	} else if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
-	return func(tx *store.Tx) error {
-		if err := apply(tx); err != nil {
-			return err
+	return outcome{apply: func(tx *store.Tx) error {
+		if apply != nil {
+			if err := apply(tx); err != nil {
+				return err
+			}
 		}
 		return record(tx)
-	}, nil
+	}, next: jobs, to: StageVerify}, nil
 }
 
 // sentTo reports whether m was sent to one of our mailboxes of kind box.
@@ -100,8 +102,9 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (*store.Messag
 	return m, raw, p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom), nil
 }
 
-// route reads the message and queues its calendars and CSV files.
-func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict senderauth.Verdict) (func(*store.Tx) error, error) {
+// route reads the message and returns a verify job for each of its
+// calendars and CSV files, or what to write for an unsubscribe.
+func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict senderauth.Verdict) (func(*store.Tx) error, []*store.Job, error) {
 	// Each mailbox once, whatever the number of recipients.
 	var create, rsvp, bulk bool
 	var tags, unsubscribe []string
@@ -138,18 +141,18 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 				return reject("unsubscribe address with an unknown token")
 			}
 			return p.processed(tx, j, "unsubscribed %s", strings.Join(done, ", "))
-		}, nil
+		}, nil, nil
 	}
 
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), p.cfg.MIME)
 	switch {
 	case err == nil, errors.Is(err, itip.ErrNoCalendar) && bulk:
 	case errors.Is(err, itip.ErrLimit):
-		return nil, reject("message refused: %v", err)
+		return nil, nil, reject("message refused: %v", err)
 	case bulk && !create && !rsvp:
-		return nil, reject("the message cannot be read: %v", err)
+		return nil, nil, reject("the message cannot be read: %v", err)
 	default:
-		return nil, reject("no usable calendar: %v", err)
+		return nil, nil, reject("no usable calendar: %v", err)
 	}
 
 	var jobs []*store.Job
@@ -160,7 +163,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		for n, a := range msg.Attachments {
 			jb, err := newJob(kindBulk, j.Message, bulkJob{From: msg.From, Subject: msg.Subject, Part: n, Filename: a.Filename, Auth: verdict})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			jobs = append(jobs, jb)
 		}
@@ -195,7 +198,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 				kind = kindCancel
 			}
 			if err := add(kind, "", part, cal); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case rsvp && (method == "REPLY" || method == "COUNTER" || method == "REFRESH"):
 			tag := ""
@@ -203,7 +206,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 				tag = tags[0]
 			}
 			if err := add(kindReply, tag, part, cal); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case method == "":
 			reasons = append(reasons, "calendar has no METHOD")
@@ -212,14 +215,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		}
 	}
 	if len(jobs) == 0 {
-		return nil, reject("%s", strings.Join(reasons, "; "))
+		return nil, nil, reject("%s", strings.Join(reasons, "; "))
 	}
-	return func(tx *store.Tx) error {
-		for _, jb := range jobs {
-			if _, err := tx.Enqueue(StageVerify, jb, p.cfg.Now()); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil
+	return nil, jobs, nil
 }

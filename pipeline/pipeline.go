@@ -130,7 +130,7 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("pipeline: unknown auth policy %q", c.Auth.Policy)
 	}
-	w := map[string]int{StageParse: 8, StageVerify: 8, StageCreate: 8, StageStage: 2, StageSend: 32}
+	w := map[string]int{StageParse: 16, StageVerify: 8, StageCreate: 8, StageStage: 2, StageSend: 32}
 	for k, v := range c.Workers {
 		if v > 0 {
 			w[k] = v
@@ -201,6 +201,10 @@ type Pipeline struct {
 
 	dataCache memo.Cache[dataKey, *eventData] // see eventData
 
+	// unchained queues every job a stage passes on instead of running it
+	// ahead (tests of what happens between stages).
+	unchained bool
+
 	burst   burst   // see burst.go
 	handoff handoff // see handoff.go
 	bulk    bulkFiles
@@ -210,9 +214,26 @@ type Pipeline struct {
 type stage struct {
 	name    string
 	workers int
-	// handle does the work of a job outside any transaction and returns
+	// step does the work of a job outside any transaction and returns
 	// what to write when the job is completed.
-	handle func(ctx context.Context, j *store.Job) (apply func(*store.Tx) error, err error)
+	step func(ctx context.Context, j *store.Job) (outcome, error)
+}
+
+// outcome is what a stage made of a job: what to write as the job is
+// completed, and the jobs it passes on to the next stage, to. The worker
+// either runs those at once (see ahead) or queues them.
+type outcome struct {
+	apply func(*store.Tx) error
+	next  []*store.Job
+	to    string
+}
+
+// only is a stage whose jobs pass nothing on but through what they write.
+func only(handle func(context.Context, *store.Job) (func(*store.Tx) error, error)) func(context.Context, *store.Job) (outcome, error) {
+	return func(ctx context.Context, j *store.Job) (outcome, error) {
+		apply, err := handle(ctx, j)
+		return outcome{apply: apply}, err
+	}
 }
 
 // New returns a pipeline over db that delivers through sender.
@@ -223,11 +244,11 @@ func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, 
 	p := &Pipeline{cfg: cfg, db: db, sender: sender, log: log,
 		sends: newThrottle(cfg.DomainRate, int(max(cfg.DomainRate, 1)), cfg.Backoff, cfg.MaxBackoff)}
 	p.stages = map[string]*stage{
-		StageParse:  {name: StageParse, handle: p.parse},
-		StageVerify: {name: StageVerify, handle: p.verify},
-		StageCreate: {name: StageCreate, handle: p.create},
-		StageStage:  {name: StageStage, handle: p.fanout},
-		StageSend:   {name: StageSend, handle: p.send},
+		StageParse:  {name: StageParse, step: p.parse},
+		StageVerify: {name: StageVerify, step: p.verify},
+		StageCreate: {name: StageCreate, step: only(p.create)},
+		StageStage:  {name: StageStage, step: only(p.fanout)},
+		StageSend:   {name: StageSend, step: only(p.send)},
 	}
 	for name, st := range p.stages {
 		st.workers = cfg.Workers[name]
@@ -355,6 +376,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	if j.Message != "" {
 		log = log.With("msg_id", j.Message)
 	}
+	whole := st.name == StageCreate // see ahead
 	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -365,22 +387,46 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if j.Kind == store.KindUndecodable {
 			return reject("unreadable job: %s", j.LastError)
 		}
-		apply, err := st.handle(ctx, j)
+		o, err := st.step(ctx, j)
 		if err != nil {
 			return err
 		}
-		return commit(ctx, func(tx *store.Tx) error {
+		var later func(*store.Tx) error
+		if len(o.next) > 0 && !p.unchained {
+			later, whole = p.ahead(ctx, o.to, o.next)
+		}
+		write := func(tx *store.Tx, ahead bool) error {
 			if err := tx.Done(j); err != nil {
 				return fmt.Errorf("%w: %w", errGone, err)
 			}
-			if apply == nil {
-				return nil
+			if o.apply != nil {
+				if err := o.apply(tx); err != nil {
+					return err
+				}
 			}
-			return apply(tx)
-		})
+			if ahead {
+				return later(tx)
+			}
+			for _, jb := range o.next {
+				if _, err := tx.Enqueue(o.to, jb, p.cfg.Now()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		err = commit(ctx, func(tx *store.Tx) error { return write(tx, later != nil) })
+		if err != nil && later != nil && !errors.Is(err, errGone) {
+			// What a later stage wrote failed: queue its jobs instead, so
+			// that its own workers meet the failure and deal with it
+			// (reject, retry, defer) as they would have without ahead.
+			log.Debug("stages run ahead failed; queuing their jobs", "err", err)
+			whole = false
+			err = commit(ctx, func(tx *store.Tx) error { return write(tx, false) })
+		}
+		return err
 	}()
 	if err == nil {
-		left = st.name == StageCreate
+		left = whole
 		return
 	}
 	if errors.Is(err, errGone) {
@@ -427,6 +473,51 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.Error("record job outcome", "err", err)
 	}
+}
+
+// ahead runs jobs, just passed on to stage to, through that stage and the
+// ones after it as far as each succeeds, and returns what they would have
+// written, for the transaction that completes the job they came from. A
+// message then goes from parse to create in one transaction instead of
+// three; a job whose step fails is queued for its stage as usual. whole
+// reports that every job went all the way (the inbound stages are done
+// with them).
+//
+// Nothing is lost to a crash: until that transaction commits the first job
+// is still queued, and the stages run ahead read, but never write, outside
+// it, so running them all again is safe.
+func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) (write func(*store.Tx) error, whole bool) {
+	st := p.stages[to]
+	whole = true
+	var writes []func(*store.Tx) error
+	for _, jb := range jobs {
+		j := *jb
+		j.Stage = to // for the notes it writes
+		o, err := st.step(ctx, &j)
+		if err != nil {
+			whole = false
+			writes = append(writes, func(tx *store.Tx) error {
+				_, err := tx.Enqueue(to, jb, p.cfg.Now())
+				return err
+			})
+			continue
+		}
+		if o.apply != nil {
+			writes = append(writes, o.apply)
+		}
+		if len(o.next) > 0 {
+			w, all := p.ahead(ctx, o.to, o.next)
+			writes, whole = append(writes, w), whole && all
+		}
+	}
+	return func(tx *store.Tx) error {
+		for _, w := range writes {
+			if err := w(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, whole
 }
 
 // errGone means a job was no longer in its queue when its worker finished.

@@ -13,38 +13,38 @@ import (
 // verify decides whether a command, reply or invite may be applied: the
 // sender speaks for the organizer or attendee it names, the event exists
 // where it must, and nothing is sent twice. What passes goes to create.
-func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 	var next any
 	switch j.Kind {
 	case kindRequest, kindCancel:
 		c, err := p.command(j)
 		if err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		if err := p.verifyCommand(j.Kind, c); err != nil {
-			return nil, p.failedNotice(j, c, err)
+			return outcome{}, p.failedNotice(j, c, err)
 		}
 		next = c
 	case kindReply:
 		c, err := p.command(j)
 		if err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		if err := p.verifyReply(c); err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		next = c
 	case kindBulk:
 		b, err := decode[bulkJob](j)
 		if err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		if err := p.verifyBulk(j, b); err != nil {
-			return nil, err
+			return outcome{}, err
 		}
 		next = b
 	default:
-		return nil, reject("unknown job kind %q", j.Kind)
+		return outcome{}, reject("unknown job kind %q", j.Kind)
 	}
 	if c, ok := next.(*commandJob); ok {
 		// The calendar stays in the hand-off (or the message).
@@ -54,12 +54,9 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (func(*store.Tx) er
 	}
 	out, err := newJob(j.Kind, j.Message, next)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
-	return func(tx *store.Tx) error {
-		_, err := tx.Enqueue(StageCreate, out, p.cfg.Now())
-		return err
-	}, nil
+	return outcome{next: []*store.Job{out}, to: StageCreate}, nil
 }
 
 func (p *Pipeline) verifyCommand(kind string, c *commandJob) error {

@@ -1,0 +1,96 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/store"
+)
+
+// parseNow runs the one queued parse job in the test's goroutine, with
+// the pipeline stopped, and returns how many updates it committed.
+func (h *harness) parseNow() int64 {
+	h.t.Helper()
+	jobs, _, err := h.db.Due(StageParse, time.Now(), 10, nil)
+	if err != nil || len(jobs) != 1 {
+		h.t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
+	}
+	before := h.db.Committed()
+	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
+	return h.db.Committed() - before
+}
+
+func (h *harness) system() store.Counters {
+	var c store.Counters
+	h.db.View(func(tx *store.Tx) (err error) { c, err = tx.SystemStats(); return err })
+	return c
+}
+
+// TestAhead_ParseToCreateInOneTransaction: a REQUEST that passes every
+// check is parsed, verified and registered by one commit, and nothing is
+// left in the verify and create queues.
+func TestAhead_ParseToCreateInOneTransaction(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop()
+	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", testdata(t, weekly)))
+	if n := h.parseNow(); n != 1 {
+		t.Errorf("parse to create took %d updates, want 1", n)
+	}
+	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
+		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
+	}
+	var m *store.Message
+	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+	if m == nil || m.Status != store.MessageProcessed || m.Auth == nil {
+		t.Fatalf("message after one commit: %+v", m)
+	}
+	if last := m.Notes[len(m.Notes)-1]; last.Stage != StageCreate {
+		t.Errorf("last note by stage %q, want %q", last.Stage, StageCreate)
+	}
+	if s := h.system(); s.Events != 1 || s.Organizers != 1 {
+		t.Errorf("system statistics: %+v", s)
+	}
+	if n := h.db.QueueLen(StageSend); n != 1 {
+		t.Errorf("%d sends queued, want the organizer's notice", n)
+	}
+	h.start()
+	h.noticesOf(noticeCreated, 1)
+}
+
+// TestAhead_FailureGoesThroughTheQueues: when what create writes fails
+// (here the organizer's event limit, found inside its transaction), the
+// job goes to the verify queue as it would without running ahead, and the
+// create stage refuses it with its reason and the organizer's notice.
+func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.EventLimit = 1 })
+	ics := testdata(t, weekly)
+	h.register(setProp(ics, "UID", "first@google.com"))
+	h.stop()
+	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", setProp(ics, "UID", "second@google.com")))
+	if n := h.parseNow(); n != 1 {
+		t.Errorf("parse committed %d updates, want 1 (the fallback)", n)
+	}
+	if v := h.db.QueueLen(StageVerify); v != 1 {
+		t.Fatalf("%d verify jobs after the fallback, want 1", v)
+	}
+	var m *store.Message
+	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+	if m.Status != store.MessageQueued || m.Auth == nil {
+		t.Fatalf("message after parse: %s, auth %s", m.Status, m.Auth)
+	}
+	h.start()
+	m = h.outcome(id)
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "limit of 1 events") {
+		t.Fatalf("second event: %s %q", m.Status, lastNote(m))
+	}
+	if last := m.Notes[len(m.Notes)-1]; last.Stage != StageCreate {
+		t.Errorf("refused by stage %q, want %q", last.Stage, StageCreate)
+	}
+	h.noticesOf(noticeLimit, 1)
+	if s := h.system(); s.Events != 1 {
+		t.Errorf("events counted: %+v", s)
+	}
+}
