@@ -27,6 +27,7 @@ type Options struct {
 	Rate         float64  `json:"rate"`
 	E2E          duration `json:"e2e_duration"`
 	E2ESessions  int      `json:"e2e_sessions"`
+	MaxSessions  int      `json:"max_sessions"`
 	PollEvery    duration `json:"poll_every"`
 	Pollers      int      `json:"pollers"`
 	PollBatch    int      `json:"poll_batch"`
@@ -97,7 +98,8 @@ Flags:
 	fs.IntVar(&o.MessageBytes, "size", o.MessageBytes, "approximate size of each REQUEST message and bbolt value, in bytes")
 	fs.Float64Var(&o.Rate, "rate", o.Rate, "end-to-end offered load, messages per second")
 	fs.Var(&o.E2E, "e2e", "length of the end-to-end run and of the max applied run")
-	fs.IntVar(&o.E2ESessions, "e2e-sessions", o.E2ESessions, "SMTP sessions of the end-to-end and max applied runs")
+	fs.IntVar(&o.E2ESessions, "e2e-sessions", o.E2ESessions, "SMTP sessions of the end-to-end run")
+	fs.IntVar(&o.MaxSessions, "max-sessions", o.MaxSessions, "SMTP sessions of the max applied run (default: the most of -sessions, as the accept rate it is compared with)")
 	fs.Var(&o.PollEvery, "poll", "how often the oldest pending messages are polled in the end-to-end run")
 	fs.IntVar(&o.Pollers, "pollers", o.Pollers, "concurrent polls in the end-to-end run")
 	fs.IntVar(&o.PollBatch, "poll-batch", o.PollBatch, "pending messages polled per round, oldest first, in the end-to-end run")

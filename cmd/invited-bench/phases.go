@@ -328,8 +328,12 @@ func (m *mainRun) endToEnd(ctx context.Context) error {
 	}
 	m.res.EndToEnd = fig
 	m.prog.Note("open loop: %d applied, p50 %.1f ms, p99 %.1f ms", fig.Applied, fig.Latency.P50, fig.Latency.P99)
-	m.prog.Update("max applied rate, %d sessions", m.o.E2ESessions)
-	mx, err := maxApplied(ctx, m.d, m.o.E2ESessions, m.o.Window, time.Duration(m.o.E2E), msg, loadOrganizer, m.prog)
+	sessions := m.o.MaxSessions
+	if sessions <= 0 {
+		sessions = slices.Max(m.o.Sessions)
+	}
+	m.prog.Update("max applied rate, %d sessions", sessions)
+	mx, err := maxApplied(ctx, m.d, sessions, m.o.Window, time.Duration(m.o.E2E), msg, loadOrganizer, m.prog)
 	if err != nil {
 		return err
 	}
