@@ -5,8 +5,11 @@
 // Each stage is a durable queue in the store plus a few workers. A worker
 // does its slow part (reading MIME, rendering, talking to the relay)
 // outside any transaction, then removes its job and writes its results and
-// the next stage's jobs in one transaction. A crash replays at most the
-// stage that was running; nothing is lost and nothing is counted twice.
+// the next stage's jobs in one transaction. Parse and verify run the jobs
+// they pass on through the next inbound stages at once when they can (see
+// ahead), so a message usually goes from parse to create in one
+// transaction. A crash replays the stages run since the last commit, which
+// only read; nothing is lost and nothing is counted twice.
 package pipeline
 
 import (
@@ -59,7 +62,9 @@ type Config struct {
 	// system's DNS). A command must pass its policy, and its From must be
 	// the ORGANIZER (the ATTENDEE of a reply) unless the policy is none.
 	Auth *senderauth.Checker
-	// Workers per stage (default 2 for parse/verify/create/stage, 8 for send).
+	// Workers per stage (default 16 for parse, which usually does verify's
+	// and create's work too, 8 for verify and create, 2 for stage, 32 for
+	// send).
 	Workers map[string]int
 	// MaxAttempts before a job becomes a dead letter (default 10).
 	MaxAttempts int
