@@ -336,10 +336,14 @@ func loadConfig(args []string, getenv func(string) string, fs *flag.FlagSet) (Co
 			return cfg, fmt.Errorf("config %s: unknown keys %v", path, un)
 		}
 	}
+	// The environment sets serve's flags only, not the caller's own (keys
+	// create's --scope must not come from a stray INVITED_SCOPE).
+	own := map[string]bool{"config": true}
+	fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
 	serveFlags(fs, &cfg)
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "config" {
+		if own[f.Name] {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {

@@ -28,8 +28,10 @@ max_recipients = 5
 		"INVITED_HTTP":                 "127.0.0.1:8700",
 		"INVITED_LANDING_HOSTS":        "b.example, c.example",
 		"INVITED_INVITE_RATE_ATTENDEE": "2/24h",
+		"INVITED_SCOPE":                "admin", // not a serve flag: the caller's own
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	scope := fs.String("scope", "", "a flag of the command, as keys create has")
 	cfg, err := loadConfig([]string{"--http", "127.0.0.1:8800", "--auth-policy", "none"}, func(k string) string { return env[k] }, fs)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +49,9 @@ max_recipients = 5
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
+	}
+	if *scope != "" {
+		t.Errorf("the command's own --scope was set from INVITED_SCOPE: %q", *scope)
 	}
 	if cfg.InviteRateAttendee != (Rate{N: 2, Per: 24 * time.Hour}) || cfg.InviteRateIP != (Rate{N: 30, Per: time.Minute}) {
 		t.Errorf("rates %v %v", cfg.InviteRateAttendee, cfg.InviteRateIP)
