@@ -281,7 +281,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	data := buf.Bytes()
 	s.messages++
-	if n := headerLen(data[trace:]); n > s.srv.cfg.MaxHeaderBytes {
+	if n := headerLen(data[trace:], s.srv.cfg.MaxHeaderBytes); n > s.srv.cfg.MaxHeaderBytes {
 		s.log.Warn("limit: header size", "bytes", n, "limit", s.srv.cfg.MaxHeaderBytes)
 		return errHeaderTooLarge
 	}
@@ -319,15 +319,21 @@ func (s *session) received(env Envelope) []byte {
 		helo, env.Remote, s.srv.cfg.Hostname, proto, time.Now().UTC().Format(time.RFC1123Z))
 }
 
-// headerLen is the size of data's header: up to the first empty line, or
-// all of it.
-func headerLen(data []byte) int {
-	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
-		if i := bytes.Index(data, []byte(sep)); i >= 0 {
+// headerLen is the size of data's header: up to the first empty line
+// (CRLF or a bare LF), or all of it. It looks no further than limit bytes:
+// past them it returns how far it looked.
+func headerLen(data []byte, limit int) int {
+	for i := 0; i <= limit; {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			return len(data)
+		}
+		i += j + 1
+		if rest := data[i:]; len(rest) > 0 && rest[0] == '\n' || len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
 			return i
 		}
 	}
-	return len(data)
+	return limit + 1
 }
 
 var (
