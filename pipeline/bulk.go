@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 
 	"github.com/invited/invited/internal/invitecsv"
 	"github.com/invited/invited/itip"
@@ -40,17 +39,10 @@ type bulkJob struct {
 // maxListed bounds the rejected rows a bulk report lists.
 const maxListed = 500
 
-// bulkFiles keeps the rows of the CSV files being worked, so that each
-// batch of a file does not read its message and parse the whole file
-// again. It is only a cache: a file not here (after a restart, or evicted)
-// is read again from the stored message.
-type bulkFiles struct {
-	mu    sync.Mutex
-	m     map[calKey]bulkFile
-	order []calKey // oldest first; may name dropped keys
-	rows  int
-}
-
+// The rows of the CSV files being worked are kept (Pipeline.bulk), so that
+// each batch of a file does not read its message and parse the whole file
+// again. It is only a cache: a file not there (after a restart, or
+// evicted) is read again from the stored message.
 type bulkFile struct {
 	filename string
 	rows     []invitecsv.Row
@@ -59,52 +51,11 @@ type bulkFile struct {
 // maxBulkCachedRows bounds the rows kept; past it the oldest files go.
 const maxBulkCachedRows = 200000
 
-func (c *bulkFiles) get(k calKey) (bulkFile, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f, ok := c.m[k]
-	return f, ok
-}
-
-func (c *bulkFiles) put(k calKey, f bulkFile) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[calKey]bulkFile{}
-	}
-	if _, ok := c.m[k]; ok {
-		return
-	}
-	c.m[k] = f
-	c.order = append(c.order, k)
-	c.rows += len(f.rows)
-	for c.rows > maxBulkCachedRows && len(c.order) > 1 {
-		c.dropLocked(c.order[0])
-		c.order = c.order[1:]
-	}
-}
-
-func (c *bulkFiles) drop(k calKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dropLocked(k)
-	if len(c.m) == 0 {
-		c.order = c.order[:0]
-	}
-}
-
-func (c *bulkFiles) dropLocked(k calKey) {
-	if f, ok := c.m[k]; ok {
-		c.rows -= len(f.rows)
-		delete(c.m, k)
-	}
-}
-
 // bulkRows reads the CSV of job b: kept from an earlier batch, or from its
 // stored message.
 func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error) {
 	k := calKey{message, b.Part}
-	if f, ok := p.bulk.get(k); ok {
+	if f, ok := p.bulk.Get(k); ok {
 		b.Filename = f.filename
 		return f.rows, nil
 	}
@@ -125,7 +76,7 @@ func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error)
 	if err != nil {
 		return nil, reject("%s: %v", a.Filename, err)
 	}
-	p.bulk.put(k, bulkFile{filename: a.Filename, rows: rows})
+	p.bulk.Put(k, bulkFile{filename: a.Filename, rows: rows})
 	return rows, nil
 }
 
@@ -156,7 +107,7 @@ func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
 		err = reject("%s has no rows", b.Filename)
 	}
 	if err != nil {
-		p.bulk.drop(calKey{j.Message, b.Part}) // no batch will follow
+		p.bulk.Delete(calKey{j.Message, b.Part}) // no batch will follow
 		return p.bulkReport(j, b, err)
 	}
 	b.Total = len(rows)
@@ -238,7 +189,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 			return p.enqueue(tx, StageCreate, kindBulk, j.Message, next)
 		}
 		// The last batch: the file's rows are no longer needed.
-		tx.OnCommit(func() { p.bulk.drop(calKey{j.Message, b.Part}) })
+		tx.OnCommit(func() { p.bulk.Delete(calKey{j.Message, b.Part}) })
 		if next.Believed {
 			if err := p.sendBulkReport(tx, j, &next); err != nil {
 				return err
@@ -286,11 +237,4 @@ func (p *Pipeline) bulkInvite(tx *store.Tx, j *store.Job, org *store.Organizer, 
 		return "", err
 	}
 	return "", p.addInvitee(tx, j, e, old, email, cleanName(row.Name), store.OriginBulk, p.cfg.Now())
-}
-
-// len is how many files are kept.
-func (c *bulkFiles) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
 }

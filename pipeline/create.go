@@ -42,7 +42,7 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) er
 			return err
 		}
 		// Done with the calendar parse handed off.
-		tx.OnCommit(func() { p.handoff.drop(calKey{j.Message, c.Part}) })
+		tx.OnCommit(func() { p.handoff.Delete(calKey{j.Message, c.Part}) })
 		return nil
 	}, nil
 }

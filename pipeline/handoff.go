@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/store"
@@ -19,14 +18,7 @@ import (
 // message and which of its calendars) and parse leaves it here, encoded,
 // for the next stages. The raw message stays on disk until the command is
 // done, so a calendar not here (after a restart, or evicted) is read again
-// from it: the hand-off is only a cache.
-type handoff struct {
-	mu    sync.Mutex
-	m     map[calKey][]byte
-	order []calKey // oldest first, for eviction; may name dropped keys
-	size  int
-}
-
+// from it: the hand-off (Pipeline.handoff) is only a cache.
 type calKey struct {
 	message string
 	part    int
@@ -34,54 +26,6 @@ type calKey struct {
 
 // maxHandoffBytes bounds the calendars held; past it the oldest go.
 const maxHandoffBytes = 16 << 20
-
-func (h *handoff) put(k calKey, b []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = map[calKey][]byte{}
-	}
-	if old, ok := h.m[k]; ok {
-		h.size -= len(old)
-	} else {
-		h.order = append(h.order, k)
-	}
-	h.m[k] = b
-	h.size += len(b)
-	for h.size > maxHandoffBytes && len(h.order) > 0 {
-		h.dropLocked(h.order[0])
-		h.order = h.order[1:]
-	}
-	if len(h.order) > 2*len(h.m)+1024 {
-		live := h.order[:0]
-		for _, k := range h.order {
-			if _, ok := h.m[k]; ok {
-				live = append(live, k)
-			}
-		}
-		h.order = live
-	}
-}
-
-func (h *handoff) get(k calKey) ([]byte, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b, ok := h.m[k]
-	return b, ok
-}
-
-func (h *handoff) drop(k calKey) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.dropLocked(k)
-}
-
-func (h *handoff) dropLocked(k calKey) {
-	if b, ok := h.m[k]; ok {
-		h.size -= len(b)
-		delete(h.m, k)
-	}
-}
 
 // command decodes a command job of verify or create and finds its
 // calendar: in the job itself (jobs queued before the hand-off existed),
@@ -92,14 +36,15 @@ func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
 		return c, err
 	}
 	k := calKey{j.Message, c.Part}
-	b, ok := p.handoff.get(k)
+	b, ok := p.handoff.Get(k)
 	if !ok {
 		if b, err = p.rereadCalendar(k); err != nil {
 			return nil, err
 		}
-		if c.Sum != "" && calendarSum(b) != c.Sum {
+		if calendarSum(b) != c.Sum {
 			return nil, reject("calendar %d of message %s reads differently than when it was checked; send it again", c.Part, j.Message)
 		}
+		p.handoff.Put(k, b) // for the stage after
 	}
 	if err := json.Unmarshal(b, &c.Calendar); err != nil || c.Calendar == nil {
 		return nil, reject("unreadable calendar %d of message %s: %v", c.Part, j.Message, err)
@@ -135,11 +80,4 @@ func (p *Pipeline) rereadCalendar(k calKey) ([]byte, error) {
 		return nil, fmt.Errorf("pipeline: encode calendar: %w", err)
 	}
 	return b, nil
-}
-
-// len is how many calendars are held.
-func (h *handoff) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.m)
 }

@@ -33,10 +33,10 @@ func TestHandoff_ReadAgainAfterRestart(t *testing.T) {
 	if n := h.db.QueueLen(StageVerify); n != 1 {
 		t.Fatalf("%d verify jobs after parse, want 1", n)
 	}
-	if h.p.handoff.len() != 1 {
-		t.Fatalf("parse handed off %d calendars, want 1", h.p.handoff.len())
+	if h.p.handoff.Len() != 1 {
+		t.Fatalf("parse handed off %d calendars, want 1", h.p.handoff.Len())
 	}
-	h.p.handoff = handoff{} // what a restart leaves
+	h.p.handoff.Delete(calKey{id, 0}) // what a restart leaves
 	h.start()
 	if m := h.outcome(id); m.Status != store.MessageProcessed {
 		t.Fatalf("message %s: %s %+v", id, m.Status, m.Notes)
@@ -46,31 +46,26 @@ func TestHandoff_ReadAgainAfterRestart(t *testing.T) {
 	if e == nil || e.Summary != cal.Events[0].Summary {
 		t.Fatalf("event %+v, want summary %q", e, cal.Events[0].Summary)
 	}
-	if n := h.p.handoff.len(); n != 0 {
-		t.Errorf("%d calendars still held after create", n)
-	}
+	// Read again for verify, kept for create, let go once created.
+	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.Len() == 0 })
 }
 
+// TestHandoff_Bounded: the calendars held stay under maxHandoffBytes,
+// the oldest going first.
 func TestHandoff_Bounded(t *testing.T) {
-	var h handoff
+	h := newHarness(t, smtptest.Options{}, nil)
 	big := make([]byte, 1<<20)
 	for i := range 100 {
-		h.put(calKey{"m", i}, big)
-		if h.size > maxHandoffBytes {
-			t.Fatalf("%d bytes held, bound %d", h.size, maxHandoffBytes)
+		h.p.handoff.Put(calKey{"m", i}, big)
+		if n := h.p.handoff.Held(); n > maxHandoffBytes {
+			t.Fatalf("%d bytes held, bound %d", n, maxHandoffBytes)
 		}
 	}
-	if _, ok := h.get(calKey{"m", 99}); !ok {
+	if _, ok := h.p.handoff.Get(calKey{"m", 99}); !ok {
 		t.Error("the newest calendar was evicted")
 	}
-	if _, ok := h.get(calKey{"m", 0}); ok {
+	if _, ok := h.p.handoff.Get(calKey{"m", 0}); ok {
 		t.Error("the oldest calendar was kept past the bound")
-	}
-	for i := range 100 {
-		h.drop(calKey{"m", i})
-	}
-	if h.size != 0 || h.len() != 0 {
-		t.Errorf("after dropping all: %d bytes, %d held", h.size, h.len())
 	}
 }
 
@@ -78,7 +73,7 @@ func TestHandoff_Bounded(t *testing.T) {
 func TestHandoff_DroppedOnceCreated(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.register(testdata(t, weekly))
-	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.len() == 0 })
+	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.Len() == 0 })
 }
 
 // TestHandoff_TwoCalendarsReadAgain: with two calendars in a message and
@@ -111,7 +106,8 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 	if n := h.db.QueueLen(StageVerify); n != 2 {
 		t.Fatalf("%d verify jobs, want 2", n)
 	}
-	h.p.handoff = handoff{}
+	h.p.handoff.Delete(calKey{id, 0}) // what a restart leaves
+	h.p.handoff.Delete(calKey{id, 1})
 	h.start()
 	if m := h.outcome(id); m.Status != store.MessageProcessed {
 		t.Fatalf("message %s: %s %+v", id, m.Status, m.Notes)

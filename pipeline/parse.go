@@ -182,7 +182,7 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			return err
 		}
 		// Left for verify and create before the job is even queued.
-		p.handoff.put(calKey{j.Message, part}, b)
+		p.handoff.Put(calKey{j.Message, part}, b)
 		jobs = append(jobs, jb)
 		return nil
 	}

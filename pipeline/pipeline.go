@@ -210,9 +210,9 @@ type Pipeline struct {
 	// ahead (tests of what happens between stages).
 	unchained bool
 
-	burst   burst   // see burst.go
-	handoff handoff // see handoff.go
-	bulk    bulkFiles
+	burst   burst                        // see burst.go
+	handoff memo.Cache[calKey, []byte]   // calendars parse read, see handoff.go
+	bulk    memo.Cache[calKey, bulkFile] // CSV rows bulk batches read, see bulk.go
 }
 
 // stage is one queue and how its jobs are handled.
@@ -258,6 +258,8 @@ func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, 
 	for name, st := range p.stages {
 		st.workers = cfg.Workers[name]
 	}
+	p.handoff.Max, p.handoff.MaxSize, p.handoff.Size = 1<<16, maxHandoffBytes, func(b []byte) int { return len(b) }
+	p.bulk.Max, p.bulk.MaxSize, p.bulk.Size = 1<<12, maxBulkCachedRows, func(f bulkFile) int { return len(f.rows) }
 	return p, nil
 }
 

@@ -267,7 +267,7 @@ func TestBulk_MixedFileReport(t *testing.T) {
 		t.Errorf("bulk outcome %q", lastNote(m))
 	}
 	// Four batches of three read the file once; its rows go with the last.
-	h.eventually("the file's rows let go", func() bool { return h.p.bulk.len() == 0 })
+	h.eventually("the file's rows let go", func() bool { return h.p.bulk.Len() == 0 })
 	msgs := h.wait(5)
 	got := map[string]bool{}
 	for _, m := range msgs {
@@ -494,14 +494,14 @@ func TestBulk_RowsKeptOrReadAgain(t *testing.T) {
 	if err != nil || len(rows) != 2 || b.Filename != "guests.csv" {
 		t.Fatalf("first read: %d rows, %q, %v", len(rows), b.Filename, err)
 	}
-	if h.p.bulk.len() != 1 {
+	if h.p.bulk.Len() != 1 {
 		t.Fatal("rows not kept for the next batch")
 	}
 	kept, err := h.p.bulkRows(id, &bulkJob{Part: 0})
 	if err != nil || &kept[0] != &rows[0] {
 		t.Fatalf("second read did not use the kept rows: %v", err)
 	}
-	h.p.bulk = bulkFiles{} // what a restart leaves
+	h.p.bulk.Delete(calKey{id, 0}) // what a restart leaves
 	b = &bulkJob{Part: 0}
 	again, err := h.p.bulkRows(id, b)
 	if err != nil || len(again) != 2 || again[1].Email != "bob@example.com" || b.Filename != "guests.csv" {

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -111,10 +110,7 @@ func (tx *Tx) EventShared(uid string) (*Event, error) {
 	if data == nil {
 		return nil, ErrNotFound
 	}
-	c := &tx.db.events
-	c.mu.Lock()
-	hit, ok := c.m[uid]
-	c.mu.Unlock()
+	hit, ok := tx.db.events.Get(uid)
 	if ok && bytes.Equal(hit.data, data) {
 		e := *hit.ev
 		return &e, nil
@@ -123,36 +119,21 @@ func (tx *Tx) EventShared(uid string) (*Event, error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, fmt.Errorf("store: decode %s/%q: %w", bEvents, uid, err)
 	}
-	if n := 2 * len(data); n <= maxSharedBytes/16 { // about: the bytes and what they decode to
-		c.mu.Lock()
-		if old, ok := c.m[uid]; ok {
-			c.size -= 2 * len(old.data)
-		}
-		if len(c.m) >= maxSharedEvents || c.size+n > maxSharedBytes {
-			clear(c.m)
-			c.size = 0
-		}
-		c.m[uid] = sharedEvent{data: bytes.Clone(data), ev: &e}
-		c.size += n
-		c.mu.Unlock()
+	if 2*len(data) <= maxSharedBytes/16 { // one huge event is not worth a sixteenth of the cache
+		tx.db.events.Put(uid, sharedEvent{data: bytes.Clone(data), ev: &e})
 	}
 	cp := e
 	return &cp, nil
 }
 
-// eventCache holds EventShared's decoded events.
-type eventCache struct {
-	mu   sync.Mutex
-	m    map[string]sharedEvent
-	size int // bytes held, about
-}
-
+// sharedEvent is an event EventShared decoded, with what it decoded.
 type sharedEvent struct {
 	data []byte // the stored JSON it was decoded from
 	ev   *Event
 }
 
-// maxSharedEvents and maxSharedBytes bound eventCache.
+// maxSharedEvents and maxSharedBytes bound the events EventShared keeps;
+// an event counts twice its stored size (the bytes and what they decode to).
 const (
 	maxSharedEvents = 256
 	maxSharedBytes  = 8 << 20

@@ -15,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/invited/invited/internal/memo"
 )
 
 // SchemaVersion is the layout version this package writes.
@@ -86,7 +88,7 @@ type DB struct {
 	watching sync.WaitGroup // watchMapped, waited for by Close
 	mapName  string         // the file as /proc/self/smaps names it
 
-	events eventCache // see Tx.EventShared
+	events memo.Cache[string, sharedEvent] // see Tx.EventShared
 }
 
 type request struct {
@@ -118,7 +120,7 @@ func Open(path string, opts Options) (*DB, error) {
 		done:     make(chan struct{}),
 		wakes:    make(map[string]chan struct{}),
 		qlen:     make(map[string]*atomic.Int64),
-		events:   eventCache{m: map[string]sharedEvent{}},
+		events:   memo.Cache[string, sharedEvent]{Max: maxSharedEvents, MaxSize: maxSharedBytes, Size: func(e sharedEvent) int { return 2 * len(e.data) }},
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1000

@@ -2,22 +2,12 @@ package templates
 
 import (
 	"slices"
-	"sync"
 	"text/template/parse"
 )
 
-// inviteCache remembers rendered invites: a fan-out renders the same event
-// for every attendee, and rendering is a pure function of the data.
-type inviteCache struct {
-	mu   sync.Mutex
-	m    map[Invite][2]string
-	size int // bytes held, about
-	// named: the invite templates can see AttendeeName, so it is part of
-	// the key; when they cannot, one rendering serves every attendee.
-	named bool
-}
-
-// maxInviteCache and maxInviteCacheBytes bound the renderings kept.
+// maxInviteCache and maxInviteCacheBytes bound the renderings
+// RenderInvite keeps (Set.invites): a fan-out renders the same event for
+// every attendee, and rendering is a pure function of the data.
 const (
 	maxInviteCache      = 1024
 	maxInviteCacheBytes = 8 << 20
@@ -27,34 +17,20 @@ const (
 // templates render the same for every attendee (with templates that show
 // the attendee's name, each rendering is used once: nothing is kept).
 func (s *Set) RenderInvite(data Invite) (text, html string, err error) {
-	if s.invites.named {
+	if s.invitesNamed {
 		return s.Render("invite", data)
 	}
 	key := data
 	key.AttendeeName = ""
-	c := &s.invites
-	c.mu.Lock()
-	r, ok := c.m[key]
-	c.mu.Unlock()
-	if ok {
+	if r, ok := s.invites.Get(key); ok {
 		return r[0], r[1], nil
 	}
 	if text, html, err = s.Render("invite", data); err != nil {
 		return "", "", err
 	}
-	n := len(text) + len(html) + len(key.Summary) + len(key.When) + len(key.Location) + len(key.Description) +
-		len(key.Organizer) + len(key.Occurrence)
-	if n > maxInviteCacheBytes/16 {
-		return text, html, nil // one huge event: not worth a sixteenth of the cache
+	if len(text)+len(html) <= maxInviteCacheBytes/16 { // one huge event is not worth a sixteenth of the cache
+		s.invites.Put(key, [2]string{text, html})
 	}
-	c.mu.Lock()
-	if len(c.m) >= maxInviteCache || c.size+n > maxInviteCacheBytes {
-		clear(c.m)
-		c.size = 0
-	}
-	c.m[key] = [2]string{text, html}
-	c.size += n
-	c.mu.Unlock()
 	return text, html, nil
 }
 
@@ -71,7 +47,9 @@ func (s *Set) initInviteCache() {
 			trees = append(trees, a.Tree)
 		}
 	}
-	s.invites = inviteCache{m: map[Invite][2]string{}, named: mayRead(trees, "AttendeeName")}
+	s.invitesNamed = mayRead(trees, "AttendeeName")
+	s.invites.Max, s.invites.MaxSize = maxInviteCache, maxInviteCacheBytes
+	s.invites.Size = func(r [2]string) int { return len(r[0]) + len(r[1]) }
 }
 
 // mayRead reports whether any of trees may read field of its data: it

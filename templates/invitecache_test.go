@@ -31,13 +31,13 @@ func TestRenderInvite_Cache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.invites.named {
+	if def.invitesNamed {
 		t.Error("the default invite templates do not show the attendee's name, yet it is part of the key")
 	}
 	for _, d := range []Invite{withName("Bob"), withName("Carol"), base, {Kind: "cancel", Summary: "Party", Occurrence: "Tue"}} {
 		check(def, d)
 	}
-	if n := len(def.invites.m); n != 2 {
+	if n := def.invites.Len(); n != 2 {
 		t.Errorf("%d renderings kept for one invite to three people and a cancel, want 2", n)
 	}
 
@@ -58,7 +58,7 @@ func TestRenderInvite_Cache(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !s.invites.named {
+		if !s.invitesNamed {
 			t.Errorf("%s: template %q can show the name, yet it is not part of the key", name, src)
 		}
 		if check(s, withName("Bob")) == check(s, withName("Carol")) {
@@ -72,7 +72,7 @@ func TestRenderInvite_Cache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.invites.named {
+	if s.invitesNamed {
 		t.Error(`{{template "x" .}} counted as reading the name`)
 	}
 }

@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"strings"
 	texttemplate "text/template"
+
+	"github.com/invited/invited/internal/memo"
 )
 
 //go:embed *.tmpl
@@ -40,7 +42,10 @@ type Set struct {
 	// partials are the *.partial.tmpl files, in name order.
 	partials []string
 
-	invites inviteCache // see RenderInvite
+	// invites keeps rendered invites (see RenderInvite); invitesNamed: the
+	// invite templates can see AttendeeName, so nothing is kept.
+	invites      memo.Cache[Invite, [2]string]
+	invitesNamed bool
 }
 
 // funcs are the functions every template may call.
