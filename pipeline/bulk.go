@@ -92,19 +92,21 @@ func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
 	}
 	known := org != nil
 	b.Believed = known && b.Auth.Authenticated
-	rows, err := p.bulkRows(j.Message, b)
+	// The file is read only for a sender who may send one.
+	var rows []invitecsv.Row
 	switch {
 	case !b.Auth.Pass:
 		err = reject("the sender is not authenticated: %s", b.Auth.Reason)
-	case err != nil:
 	case !known:
 		err = reject("%s has registered no events, so cannot send bulk invites", b.From.Email)
 	case org.Suspended:
 		err = reject("organizer %s is suspended%s", org.Email, reasonSuffix(org.SuspendedReason))
 	case !org.BulkAuthorized:
 		err = reject("%s is not authorized to send bulk invites; ask the administrator", org.Email)
-	case len(rows) == 0:
-		err = reject("%s has no rows", b.Filename)
+	default:
+		if rows, err = p.bulkRows(j.Message, b); err == nil && len(rows) == 0 {
+			err = reject("%s has no rows", b.Filename)
+		}
 	}
 	if err != nil {
 		p.bulk.Delete(calKey{j.Message, b.Part}) // no batch will follow

@@ -23,6 +23,15 @@ func (h *harness) parseNow() int64 {
 	return h.db.Committed() - before
 }
 
+// parseOnly is parseNow without running ahead: what parse passes on is
+// left queued.
+func (h *harness) parseOnly() {
+	h.t.Helper()
+	h.p.unchained = true
+	defer func() { h.p.unchained = false }()
+	h.parseNow()
+}
+
 func (h *harness) system() store.Counters {
 	var c store.Counters
 	h.db.View(func(tx *store.Tx) (err error) { c, err = tx.SystemStats(); return err })
@@ -62,8 +71,9 @@ func TestAhead_ParseToCreateInOneTransaction(t *testing.T) {
 
 // TestAhead_FailureGoesThroughTheQueues: when what create writes fails
 // (here the organizer's event limit, found inside its transaction), the
-// job goes to the verify queue as it would without running ahead, and the
-// create stage refuses it with its reason and the organizer's notice.
+// create job is queued for the create stage, as it would be without
+// running ahead, and that stage refuses it with its reason and the
+// organizer's notice.
 func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.EventLimit = 1 })
 	ics := testdata(t, weekly)
@@ -73,8 +83,8 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 	if n := h.parseNow(); n != 1 {
 		t.Errorf("parse committed %d updates, want 1 (the fallback)", n)
 	}
-	if v := h.db.QueueLen(StageVerify); v != 1 {
-		t.Fatalf("%d verify jobs after the fallback, want 1", v)
+	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 1 {
+		t.Fatalf("%d verify and %d create jobs after the fallback, want the create job only", v, c)
 	}
 	var m *store.Message
 	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
@@ -92,5 +102,32 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 	h.noticesOf(noticeLimit, 1)
 	if s := h.system(); s.Events != 1 {
 		t.Errorf("events counted: %+v", s)
+	}
+	h.eventually("the hand-off emptied", func() bool { return h.p.handoff.Len() == 0 })
+}
+
+// TestAhead_RejectedWhereItFails: a REQUEST verify refuses (its sender is
+// not the organizer) is refused in parse's own commit, by verify, and
+// what parse handed off for it is let go.
+func TestAhead_RejectedWhereItFails(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Auth.Policy = PolicyAligned })
+	h.stop()
+	id := h.accept("jack@kolab.org", "create@"+domain, wrap("jack@kolab.org", "REQUEST", setProp(testdata(t, weekly), "UID", "other@google.com")))
+	if n := h.parseNow(); n != 1 {
+		t.Errorf("parse committed %d updates, want 1", n)
+	}
+	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
+		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
+	}
+	var m *store.Message
+	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "not the event's ORGANIZER") {
+		t.Fatalf("message after parse: %s %q", m.Status, lastNote(m))
+	}
+	if last := m.Notes[len(m.Notes)-1]; last.Stage != StageVerify {
+		t.Errorf("refused by stage %q, want %q", last.Stage, StageVerify)
+	}
+	if n := h.p.handoff.Len(); n != 0 {
+		t.Errorf("%d calendars still held for a refused message", n)
 	}
 }

@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/itip"
@@ -21,15 +19,8 @@ func TestHandoff_ReadAgainAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	org := cal.Events[0].Organizer.Email
-	id := h.accept(org, "create@"+domain, wrap(org, "REQUEST", ics))
-	jobs, _, err := h.db.Due(StageParse, time.Now(), 10, nil)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
-	}
-	h.p.unchained = true // leave the verify job queued
-	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
-	h.p.unchained = false
+	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", ics))
+	h.parseOnly()
 	if n := h.db.QueueLen(StageVerify); n != 1 {
 		t.Fatalf("%d verify jobs after parse, want 1", n)
 	}
@@ -82,11 +73,7 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.stop()
 	base := testdata(t, weekly)
-	cal, err := itip.ParseCalendar(strings.NewReader(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := cal.Events[0].Organizer.Email
+	org := organizerAddr
 	first := setProp(setProp(base, "UID", "first@example.com"), "SUMMARY", "First meeting")
 	second := setProp(setProp(base, "UID", "second@example.com"), "SUMMARY", "Second meeting")
 	part := func(ics string) string {
@@ -96,13 +83,7 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 	raw := "From: " + org + "\r\nTo: create@" + domain + "\r\nSubject: two\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + part(first) + part(second) + "--b--\r\n"
 	id := h.accept(org, "create@"+domain, []byte(raw))
-	jobs, _, err := h.db.Due(StageParse, time.Now(), 10, nil)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("parse queue: %d jobs, %v", len(jobs), err)
-	}
-	h.p.unchained = true
-	h.p.work(context.Background(), h.p.stages[StageParse], jobs[0])
-	h.p.unchained = false
+	h.parseOnly()
 	if n := h.db.QueueLen(StageVerify); n != 2 {
 		t.Fatalf("%d verify jobs, want 2", n)
 	}

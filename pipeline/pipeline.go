@@ -383,7 +383,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	if j.Message != "" {
 		log = log.With("msg_id", j.Message)
 	}
-	whole := st.name == StageCreate // see ahead
+	var whole bool // the job, and all it passed on, left the inbound stages
 	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -398,11 +398,11 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if err != nil {
 			return err
 		}
-		var later func(*store.Tx) error
-		if len(o.next) > 0 && !p.unchained {
-			later, whole = p.ahead(ctx, o.to, o.next)
+		next := queued(o.to, o.next)
+		if !p.unchained {
+			next = p.ahead(ctx, o.to, o.next)
 		}
-		write := func(tx *store.Tx, ahead bool) error {
+		write := func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
 				return fmt.Errorf("%w: %w", errGone, err)
 			}
@@ -411,25 +411,22 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 					return err
 				}
 			}
-			if ahead {
-				return later(tx)
-			}
-			for _, jb := range o.next {
-				if _, err := tx.Enqueue(o.to, jb, p.cfg.Now()); err != nil {
-					return err
-				}
-			}
-			return nil
+			return p.writeAhead(tx, next)
 		}
-		err = commit(ctx, func(tx *store.Tx) error { return write(tx, later != nil) })
-		if err != nil && later != nil && !errors.Is(err, errGone) {
-			// What a later stage wrote failed: queue its jobs instead, so
-			// that its own workers meet the failure and deal with it
-			// (reject, retry, defer) as they would have without ahead.
-			log.Debug("stages run ahead failed; queuing their jobs", "err", err)
-			whole = false
-			err = commit(ctx, func(tx *store.Tx) error { return write(tx, false) })
+		for {
+			err = commit(ctx, write)
+			var failed *aheadError
+			if !errors.As(err, &failed) {
+				break
+			}
+			// What a job run ahead wrote failed: queue it instead, so that
+			// its own stage meets the failure and deals with it (reject,
+			// retry, defer) as it would have without running ahead. Each
+			// round queues one more job: this ends.
+			log.Debug("a stage run ahead failed; queuing its job", "stage", failed.r.stage, "err", failed.err)
+			failed.r.queue = true
 		}
+		whole = err == nil && inbound(st.name) && allAhead(next)
 		return err
 	}()
 	if err == nil {
@@ -454,12 +451,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			if err := tx.Done(j); err != nil {
 				return err
 			}
-			if rej.apply != nil {
-				if err := rej.apply(tx); err != nil {
-					return err
-				}
-			}
-			return p.note(tx, j, store.MessageRejected, rej.Reason)
+			return p.rejected(tx, j, rej)
 		})
 	case j.Attempts+1 >= p.cfg.MaxAttempts:
 		left = inbound(st.name)
@@ -469,6 +461,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			if err := tx.Bury(j, cause, now); err != nil {
 				return err
 			}
+			p.forget(tx, j)
 			return p.note(tx, j, store.MessageRejected, fmt.Sprintf("failed after %d attempts: %s", j.Attempts+1, cause))
 		})
 	default:
@@ -482,49 +475,119 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	}
 }
 
+// ranAhead is a job passed on to stage, as run ahead: what it writes and
+// the jobs it passed on in turn, or, when queue is set, nothing but the
+// job queued for its stage.
+type ranAhead struct {
+	stage string
+	job   *store.Job // as passed on
+	write func(*store.Tx) error
+	next  []*ranAhead
+	queue bool
+}
+
+// queued is jobs passed on to stage to, to be queued there.
+func queued(to string, jobs []*store.Job) []*ranAhead {
+	rs := make([]*ranAhead, len(jobs))
+	for i, jb := range jobs {
+		rs[i] = &ranAhead{stage: to, job: jb, queue: true}
+	}
+	return rs
+}
+
 // ahead runs jobs, just passed on to stage to, through that stage and the
-// ones after it as far as each succeeds, and returns what they would have
-// written, for the transaction that completes the job they came from. A
-// message then goes from parse to create in one transaction instead of
-// three; a job whose step fails is queued for its stage as usual. whole
-// reports that every job went all the way (the inbound stages are done
-// with them).
+// ones after it as far as each succeeds, so that their writes join the
+// transaction that completes the job they came from: a message goes from
+// parse to create in one transaction instead of three. A job its stage
+// rejects is rejected there and then; one that fails otherwise (a
+// deferral, an error) is queued for its stage as usual.
 //
 // Nothing is lost to a crash: until that transaction commits the first job
 // is still queued, and the stages run ahead read, but never write, outside
 // it, so running them all again is safe.
-func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) (write func(*store.Tx) error, whole bool) {
+func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) []*ranAhead {
 	st := p.stages[to]
-	whole = true
-	var writes []func(*store.Tx) error
-	for _, jb := range jobs {
-		j := *jb
+	rs := queued(to, jobs)
+	for _, r := range rs {
+		j := *r.job
 		j.Stage = to // for the notes it writes
 		o, err := st.step(ctx, &j)
-		if err != nil {
-			whole = false
-			writes = append(writes, func(tx *store.Tx) error {
-				_, err := tx.Enqueue(to, jb, p.cfg.Now())
-				return err
-			})
-			continue
-		}
-		if o.apply != nil {
-			writes = append(writes, o.apply)
-		}
-		if len(o.next) > 0 {
-			w, all := p.ahead(ctx, o.to, o.next)
-			writes, whole = append(writes, w), whole && all
+		var rej *Rejection
+		switch {
+		case errors.As(err, &rej):
+			p.log.Info("rejected", "stage", to, "kind", j.Kind, "msg_id", j.Message, "reason", rej.Reason)
+			r.write, r.queue = func(tx *store.Tx) error { return p.rejected(tx, &j, rej) }, false
+		case err == nil:
+			r.write, r.next, r.queue = o.apply, p.ahead(ctx, o.to, o.next), false
 		}
 	}
-	return func(tx *store.Tx) error {
-		for _, w := range writes {
-			if err := w(tx); err != nil {
+	return rs
+}
+
+// aheadError is a write of a job run ahead that failed.
+type aheadError struct {
+	r   *ranAhead
+	err error
+}
+
+func (e *aheadError) Error() string { return e.r.stage + " (run ahead): " + e.err.Error() }
+func (e *aheadError) Unwrap() error { return e.err }
+
+// writeAhead writes what the jobs run ahead made of themselves, or queues
+// them.
+func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
+	for _, r := range rs {
+		if r.queue {
+			if _, err := tx.Enqueue(r.stage, r.job, p.cfg.Now()); err != nil {
 				return err
 			}
+			continue
 		}
-		return nil
-	}, whole
+		if r.write != nil {
+			if err := r.write(tx); err != nil {
+				return &aheadError{r, err}
+			}
+		}
+		if err := p.writeAhead(tx, r.next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// allAhead reports whether no job run ahead was queued: every one went
+// through the inbound stages.
+func allAhead(rs []*ranAhead) bool {
+	for _, r := range rs {
+		if r.queue || !allAhead(r.next) {
+			return false
+		}
+	}
+	return true
+}
+
+// rejected writes the rejection of job j: what goes with it, and the
+// note on its message.
+func (p *Pipeline) rejected(tx *store.Tx, j *store.Job, rej *Rejection) error {
+	if rej.apply != nil {
+		if err := rej.apply(tx); err != nil {
+			return err
+		}
+	}
+	p.forget(tx, j)
+	return p.note(tx, j, store.MessageRejected, rej.Reason)
+}
+
+// forget lets go, once tx commits, of the calendar parse handed off for
+// command job j, which is done with it.
+func (p *Pipeline) forget(tx *store.Tx, j *store.Job) {
+	switch j.Kind {
+	case kindRequest, kindCancel, kindReply:
+		if c, err := decode[commandJob](j); err == nil {
+			k := calKey{j.Message, c.Part}
+			tx.OnCommit(func() { p.handoff.Delete(k) })
+		}
+	}
 }
 
 // errGone means a job was no longer in its queue when its worker finished.
