@@ -96,11 +96,7 @@ func BenchmarkCount(b *testing.B) {
 // from one queue and put its successor in the next, in one transaction
 // shared with other workers (8 at once).
 func BenchmarkStageTransition(b *testing.B) {
-	db, err := Open(filepath.Join(b.TempDir(), "db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(b)
 	ctx := context.Background()
 	now := time.Now()
 	payload := []byte(`"` + string(bytes.Repeat([]byte("x"), 510)) + `"`) // a JSON string

@@ -84,28 +84,30 @@ func (tx *Tx) Raw(id string) ([]byte, error) {
 
 // SetMessageAuth records the sender decision on message id.
 func (tx *Tx) SetMessageAuth(id string, auth json.RawMessage) error {
-	m, err := tx.Message(id)
-	if err != nil {
-		return err
-	}
-	m.Auth = auth
-	return tx.put(bMessages, []byte(id), m)
+	return tx.changeMessage(id, func(m *Message) { m.Auth = auth })
 }
 
 // NoteMessage records an outcome on message id and sets its status. A
 // message that is rejected keeps that status only while no later note
 // says it was processed.
 func (tx *Tx) NoteMessage(id string, n Note) error {
+	return tx.changeMessage(id, func(m *Message) {
+		if len(m.Notes) >= maxNotes {
+			m.Notes = m.Notes[len(m.Notes)-maxNotes+1:]
+		}
+		m.Notes = append(m.Notes, n)
+		if n.Status == MessageProcessed || m.Status == MessageQueued {
+			m.Status = n.Status
+		}
+	})
+}
+
+// changeMessage reads message id, changes it and writes it back.
+func (tx *Tx) changeMessage(id string, change func(*Message)) error {
 	m, err := tx.Message(id)
 	if err != nil {
 		return err
 	}
-	if len(m.Notes) >= maxNotes {
-		m.Notes = m.Notes[len(m.Notes)-maxNotes+1:]
-	}
-	m.Notes = append(m.Notes, n)
-	if n.Status == MessageProcessed || m.Status == MessageQueued {
-		m.Status = n.Status
-	}
+	change(m)
 	return tx.put(bMessages, []byte(id), m)
 }

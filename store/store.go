@@ -357,7 +357,9 @@ var appended = [][]byte{bRaw, bMessages, bEvents, bEventStats, bSysIndex, bDead}
 // fillAppended has bbolt fill the pages of appended buckets to
 // appendedFill before splitting them instead of its default 50%: when keys
 // only ever come at the end, a half-full page is never filled later, and a
-// commit adding ten 1.5 KiB events would write ten pages instead of four.
+// commit adding ten small records would write two pages instead of four.
+// (The messages' decimal ids are not quite in order where their number of
+// digits grows, but each new one still lands right after the last.)
 // (A writable transaction hands out one *Bucket per name, so this lasts
 // until it commits.)
 func fillAppended(btx *bolt.Tx) {

@@ -511,11 +511,25 @@ func TestFill_AppendedBucketsFillTheirPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var leaves int
-	db.bolt.View(func(tx *bolt.Tx) error { leaves = tx.Bucket(queueBucket("fill")).Stats().LeafPageN; return nil })
+	// And events, whose UIDs grow with time, one commit each.
+	for i := range n {
+		if err := db.Update(context.Background(), func(tx *Tx) error {
+			return tx.CreateEvent(&Event{UID: fmt.Sprintf("e%05d", i), OrganizerEmail: "o@x", Summary: strings.Repeat("s", 200),
+				Created: start.Add(time.Duration(i) * time.Second)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaves := func(bucket []byte) (n int) {
+		db.bolt.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucket).Stats().LeafPageN; return nil })
+		return n
+	}
 	// Jobs of about 400 bytes: nine fit a 4 KiB page filled to 90%, five
 	// at bbolt's 50%.
-	if perPage := float64(n) / float64(leaves); perPage < 7.5 {
-		t.Errorf("%d jobs on %d leaf pages (%.1f a page), want about 9", n, leaves, perPage)
+	if perPage := float64(n) / float64(leaves(queueBucket("fill"))); perPage < 7.5 {
+		t.Errorf("%d jobs on %d leaf pages (%.1f a page), want about 9", n, leaves(queueBucket("fill")), perPage)
+	}
+	if perPage := float64(n) / float64(leaves(bEvents)); perPage < 4.2 {
+		t.Errorf("%d events on %d leaf pages (%.1f a page), want about 5 (3 at bbolt's 50%%)", n, leaves(bEvents), perPage)
 	}
 }

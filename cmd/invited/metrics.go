@@ -36,7 +36,7 @@ var (
 	descWriter    = prometheus.NewDesc("invited_store_writer_seconds_total", "Time the store's one committer spent running updates (run) and writing and syncing transactions (commit); its rate near 1 means writes wait for it.", []string{"part"}, nil)
 	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
 	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
-	descCounts    = prometheus.NewDesc("invited_system_count", "The system statistics, as GET /system/statistics gives them.", []string{"what"}, nil)
+	descCounts    = prometheus.NewDesc("invited_system_count", "The store's system counters (what GET /system/statistics reports).", []string{"what"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -75,8 +75,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	var s store.Counters
 	if err := c.db.View(func(tx *store.Tx) (err error) { s, err = tx.SystemStats(); return err }); err == nil {
 		for what, v := range map[string]int64{
-			"organizers": s.Organizers, "events": s.Events, "attendees": s.Attendees, "invites_sent": s.InvitesSent,
-			"accepted": s.Accepted, "declined": s.Declined, "tentative": s.Tentative, "pending": s.Pending,
+			"organizers": s.Organizers, "events": s.Events, "attendees": s.Attendees, "invited": s.Invited, "invites_sent": s.InvitesSent,
+			"delegated": s.Delegated,
+			"accepted":  s.Accepted, "declined": s.Declined, "tentative": s.Tentative, "pending": s.Pending,
 			"updates_sent": s.UpdatesSent, "cancels_sent": s.CancelsSent, "send_failed": s.SendFailed,
 		} {
 			gauge(descCounts, v, what)
