@@ -29,6 +29,9 @@ type Pipeline interface {
 	// Unsubscribe makes the attendee holding an invite's token block its
 	// organizer; an unknown token is store.ErrNotFound.
 	Unsubscribe(ctx context.Context, token, source string) (attendee, organizer string, err error)
+	// Busy reports that the inbound queue is past its high-water mark:
+	// SMTP answers 451 until it drains.
+	Busy() bool
 }
 
 // Config configures a Handler. Zero fields take the defaults noted.
@@ -55,9 +58,6 @@ type Config struct {
 	// Metrics serves GET /metrics (Prometheus; admin key, sent as a bearer
 	// token); nil: 404.
 	Metrics http.Handler
-	// Ready says whether the daemon should be sent work: nil, or why not
-	// (GET /readyz answers 503 with it). Nil Ready: always ready.
-	Ready func() error
 }
 
 // Handler is the API's http.Handler.
@@ -147,11 +147,10 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz is 200 while the daemon takes work, 503 with the reason when it
 // would refuse it (its inbound queue is past the high-water mark).
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.Ready != nil {
-		if err := h.cfg.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "busy", "reason": err.Error()})
-			return
-		}
+	if h.pl.Busy() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "busy",
+			"reason": "inbound queue past its high-water mark: SMTP answers 451 until it drains"})
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

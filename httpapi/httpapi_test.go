@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,15 +33,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return newEnvWith(t, nil, func(*pipeline.Pipeline) httpapi.Config {
-		return httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
-			ShopifySecret: "shpss_secret", Metrics: promhttp.Handler()}
-	})
+	return newEnvWith(t, nil, httpapi.Config{AdminKey: key, LandingHosts: []string{"events.example.com"}, MaxRows: 5, MaxList: 3,
+		ShopifySecret: "shpss_secret", Metrics: promhttp.Handler()})
 }
 
 // newEnvWith is an API over a real store and pipeline: mod changes the
 // pipeline's configuration, cfg makes the API's.
-func newEnvWith(t *testing.T, mod func(*pipeline.Config), cfg func(*pipeline.Pipeline) httpapi.Config) *env {
+func newEnvWith(t *testing.T, mod func(*pipeline.Config), cfg httpapi.Config) *env {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
 	if err != nil {
@@ -57,7 +54,7 @@ func newEnvWith(t *testing.T, mod func(*pipeline.Config), cfg func(*pipeline.Pip
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(cfg(p), db, p, log))
+	srv := httptest.NewServer(httpapi.New(cfg, db, p, log))
 	t.Cleanup(func() { srv.Close(); db.Close() })
 	return &env{srv: srv, db: db, p: p}
 }
@@ -359,9 +356,7 @@ func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
 		PerAttendee: httpapi.Rate{N: 1, Per: time.Hour, Burst: 1},
 		PerEvent:    httpapi.Rate{N: 100, Per: time.Hour, Burst: 100},
 	}
-	e := newEnvWith(t, nil, func(*pipeline.Pipeline) httpapi.Config {
-		return httpapi.Config{AdminKey: key, Rates: &rates, TrustForwarded: true}
-	})
+	e := newEnvWith(t, nil, httpapi.Config{AdminKey: key, Rates: &rates, TrustForwarded: true})
 	srv := e.srv
 	e.seed(t, "org@example.com", 1)
 	get := func(query, xff string) (int, http.Header) {
@@ -401,14 +396,7 @@ func TestInviteOne_RateLimitsAndOrganizerLandingHosts(t *testing.T) {
 }
 
 func TestReadyz_BusyIs503(t *testing.T) {
-	e := newEnvWith(t, func(c *pipeline.Config) { c.MaxInbound = 2 }, func(p *pipeline.Pipeline) httpapi.Config {
-		return httpapi.Config{AdminKey: key, Ready: func() error {
-			if p.Busy() {
-				return errors.New("inbound queue full")
-			}
-			return nil
-		}}
-	})
+	e := newEnvWith(t, func(c *pipeline.Config) { c.MaxInbound = 2 }, httpapi.Config{AdminKey: key})
 	srv, p := e.srv, e.p
 	get := func() (int, string) {
 		resp, err := http.Get(srv.URL + "/readyz")
@@ -427,7 +415,7 @@ func TestReadyz_BusyIs503(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if code, body := get(); code != 503 || !strings.Contains(body, "inbound queue full") {
+	if code, body := get(); code != 503 || !strings.Contains(body, "high-water mark") {
 		t.Fatalf("readyz past the high-water mark: %d %s", code, body)
 	}
 }

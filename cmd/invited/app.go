@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
-			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl), Ready: a.ready, Rates: &httpapi.RateLimits{
+			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl), Rates: &httpapi.RateLimits{
 				PerIP:       httpapi.Rate{N: cfg.InviteRateIP.N, Per: cfg.InviteRateIP.Per},
 				PerAttendee: httpapi.Rate{N: cfg.InviteRateAttendee.N, Per: cfg.InviteRateAttendee.Per},
 				PerEvent:    httpapi.Rate{N: cfg.InviteRateEvent.N, Per: cfg.InviteRateEvent.Per},
@@ -219,15 +219,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		return errors.Join(serr, herr)
 	})
 	return a, nil
-}
-
-// ready is nil while the daemon takes mail: not past the inbound
-// high-water mark, where SMTP answers 451.
-func (a *App) ready() error {
-	if a.pl.Busy() {
-		return errors.New("inbound queue past its high-water mark: SMTP answers 451 until it drains")
-	}
-	return nil
 }
 
 // Wait blocks until the daemon has stopped (its context ended, or a part
