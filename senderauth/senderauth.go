@@ -72,6 +72,17 @@ type SPF struct {
 	Domain string `json:"domain"` // the domain checked: of MAIL FROM, or HELO for a null sender
 }
 
+// SPFAtData is CheckSPF for the SMTP listener to run at DATA, while the
+// sender is still connected, when c will use the result: with policy none
+// or a trusted Authentication-Results it looks nothing up and returns "".
+func (c *Checker) SPFAtData(ctx context.Context, ip net.IP, helo, mailFrom string) (result, domain string) {
+	if c.Policy == PolicyNone || c.TrustedAuthServID != "" {
+		return "", ""
+	}
+	r := CheckSPF(ctx, c.Resolver, ip, helo, mailFrom)
+	return r.Result, r.Domain
+}
+
 // CheckSPF checks whether ip may send for mailFrom's domain (HELO's when
 // mailFrom is empty).
 func CheckSPF(ctx context.Context, r Resolver, ip net.IP, helo, mailFrom string) SPF {

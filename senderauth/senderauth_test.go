@@ -137,6 +137,27 @@ func TestCheckSPF(t *testing.T) {
 	}
 }
 
+// TestSPFAtData: the listener's SPF check looks up only what the
+// checker's policy will use.
+func TestSPFAtData(t *testing.T) {
+	dns := dnstest.NewResolver()
+	dns.Domain("example.com", "", "192.0.2.10")
+	for _, c := range []struct {
+		checker      senderauth.Checker
+		want, domain string
+	}{
+		{senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyAligned}, "pass", "example.com"},
+		{senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyDMARC}, "pass", "example.com"},
+		{senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyNone}, "", ""},
+		{senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyAligned, TrustedAuthServID: "mx.example.net"}, "", ""},
+	} {
+		r, d := c.checker.SPFAtData(context.Background(), goodIP, "h.example", "a@example.com")
+		if r != c.want || d != c.domain {
+			t.Errorf("policy %s, trusted %q: %q %q, want %q %q", c.checker.Policy, c.checker.TrustedAuthServID, r, d, c.want, c.domain)
+		}
+	}
+}
+
 // FuzzAuthenticationResults: whatever an upstream header says, Check
 // decides without panicking, and never believes a header of another
 // authserv-id.

@@ -65,7 +65,8 @@ type Config struct {
 	// TLS, when set, enables STARTTLS.
 	TLS *tls.Config
 	// CheckSPF, when set, is asked at DATA whether ip may send for
-	// mailFrom (HELO helo); its answer is stored with the envelope.
+	// mailFrom (HELO helo), within AcceptTimeout of its own; its answer
+	// (senderauth.Checker.SPFAtData) is stored with the envelope.
 	CheckSPF func(ctx context.Context, ip net.IP, helo, mailFrom string) (result, domain string)
 }
 
@@ -285,13 +286,16 @@ func (s *session) Data(r io.Reader) error {
 		s.log.Warn("limit: header size", "bytes", n, "limit", s.srv.cfg.MaxHeaderBytes)
 		return errHeaderTooLarge
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
-	defer cancel()
 	if check := s.srv.cfg.CheckSPF; check != nil {
 		if tcp, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+			// Its own time: slow DNS must not eat into the commit's.
+			ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
 			env.SPF, env.SPFDomain = check(ctx, tcp.IP, env.HELO, env.MailFrom)
+			cancel()
 		}
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.AcceptTimeout)
+	defer cancel()
 	id, err := s.srv.q.Accept(ctx, env, data)
 	if err != nil {
 		s.log.Error("accept", "err", err)

@@ -341,11 +341,8 @@ func TestDataTimeout(t *testing.T) {
 func TestData_SPFStoredWithEnvelope(t *testing.T) {
 	dns := dnstest.NewResolver()
 	dns.Domain("example.org", "", "127.0.0.1")
-	check := func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
-		r := senderauth.CheckSPF(ctx, dns, ip, helo, from)
-		return r.Result, r.Domain
-	}
-	addr, db := serve(t, smtpd.Config{CheckSPF: check}, 0)
+	checker := &senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyAligned}
+	addr, db := serve(t, smtpd.Config{CheckSPF: checker.SPFAtData}, 0)
 	for from, want := range map[string]string{"a@example.org": "pass", "b@nospf.example": "none"} {
 		c := dial(t, addr)
 		if err := c.Mail(from, nil); err != nil {

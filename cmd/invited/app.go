@@ -107,13 +107,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		resolver = senderauth.NewCache(resolver, time.Duration(cfg.DNSCache), 0)
 	}
 	checker := &senderauth.Checker{Resolver: resolver, Policy: cfg.AuthPolicy, TrustedAuthServID: cfg.TrustedAuthServID}
-	var checkSPF func(ctx context.Context, ip net.IP, helo, from string) (string, string)
-	if cfg.AuthPolicy != pipeline.PolicyNone && cfg.TrustedAuthServID == "" {
-		checkSPF = func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
-			r := senderauth.CheckSPF(ctx, resolver, ip, helo, from)
-			return r.Result, r.Domain
-		}
-	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = "http://" + a.httpLn.Addr().String()
@@ -162,7 +155,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		ReadTimeout:        time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:       time.Duration(cfg.SMTPTimeout),
 		TLS:                tlsCfg,
-		CheckSPF:           checkSPF,
+		CheckSPF:           checker.SPFAtData,
 	}, queue{a.pl}, log.With("component", "smtpd"))
 	if err != nil {
 		return nil, err
