@@ -67,7 +67,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if a.adminKey, err = adminKey(cfg, log); err != nil {
 		return nil, err
 	}
-	if a.db, err = store.Open(filepath.Join(cfg.Data, "invited.db"), store.Options{}); err != nil {
+	if a.db, err = store.Open(cfg.dbPath(), store.Options{}); err != nil {
 		return nil, err
 	}
 	if cfg.Relay != "" {
@@ -263,16 +263,12 @@ func adminKey(cfg Config, log *slog.Logger) (string, error) {
 	if cfg.AdminKey != "" {
 		return cfg.AdminKey, nil
 	}
-	path := filepath.Join(cfg.Data, "admin.key")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		key := strings.TrimSpace(string(b))
+	path := cfg.adminKeyPath()
+	if key, err := savedAdminKey(cfg); err != nil || key != "" {
 		if key != "" {
 			log.Info("admin API key read from file", "file", path)
-			return key, nil
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return key, err
 	}
 	raw := make([]byte, 24)
 	rand.Read(raw)
@@ -282,4 +278,19 @@ func adminKey(cfg Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("generated an admin API key; send it as X-Api-Key", "key", key, "file", path)
 	return key, nil
+}
+
+// dbPath and adminKeyPath are where the daemon keeps its database and its
+// admin key: in the data directory.
+func (c Config) dbPath() string       { return filepath.Join(c.Data, "invited.db") }
+func (c Config) adminKeyPath() string { return filepath.Join(c.Data, "admin.key") }
+
+// savedAdminKey reads the admin key kept in the data directory: "" if
+// there is none.
+func savedAdminKey(cfg Config) (string, error) {
+	b, err := os.ReadFile(cfg.adminKeyPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), err
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -113,7 +111,7 @@ type keyClient struct{ cfg Config }
 // withDB runs fn on the database if no daemon holds it; ok is false if one
 // does.
 func (c keyClient) withDB(fn func(*store.DB) error) (ok bool, err error) {
-	db, err := store.Open(filepath.Join(c.cfg.Data, "invited.db"), store.Options{LockTimeout: 100 * time.Millisecond})
+	db, err := store.Open(c.cfg.dbPath(), store.Options{LockTimeout: 100 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return false, nil
 	} else if err != nil {
@@ -174,11 +172,10 @@ func (c keyClient) revoke(ctx context.Context, id string) error {
 func (c keyClient) api(ctx context.Context, method, path string, body []byte, out any) error {
 	key := c.cfg.AdminKey
 	if key == "" {
-		b, err := os.ReadFile(filepath.Join(c.cfg.Data, "admin.key"))
-		if err != nil {
-			return fmt.Errorf("the daemon is running and no admin key was given: %w", err)
+		var err error
+		if key, err = savedAdminKey(c.cfg); err != nil || key == "" {
+			return fmt.Errorf("the daemon is running and no admin key was given nor found in %s (%v)", c.cfg.adminKeyPath(), err)
 		}
-		key = strings.TrimSpace(string(b))
 	}
 	addr := c.cfg.HTTP
 	if a, err := daemonproc.ReadAddrs(c.cfg.Data); err == nil {

@@ -33,8 +33,10 @@ func TestKeys_CLI(t *testing.T) {
 		t.Error("a bad scope was accepted")
 	}
 
-	app := startApp(t, func(c *Config) { c.Data = dir })
-	out, err = keysCmd("create", "--data", dir, "--http", app.HTTPAddr(), "--admin-key", app.AdminKey(), "--scope", "admin")
+	// The daemon holds the database: keys goes through its API, found in
+	// DATA/listen.json (no --http), with the key given or kept in DATA.
+	app := startApp(t, func(c *Config) { c.Data = dir; c.AdminKey = "" })
+	out, err = keysCmd("create", "--data", dir, "--admin-key", app.AdminKey(), "--scope", "admin")
 	if err != nil {
 		t.Fatalf("keys create (through the daemon): %v\n%s", err, out)
 	}
@@ -61,12 +63,12 @@ func TestKeys_CLI(t *testing.T) {
 	if c := get(online, "/system/statistics"); c != 200 {
 		t.Errorf("admin key: %d", c)
 	}
-	out, err = keysCmd("list", "--data", dir, "--http", app.HTTPAddr(), "--admin-key", app.AdminKey())
+	out, err = keysCmd("list", "--data", dir)
 	if err != nil || !strings.Contains(out, "organizer:alice@example.org") || !strings.Contains(out, "alice's site") {
 		t.Fatalf("keys list: %v\n%s", err, out)
 	}
 	id := strings.Split(strings.TrimPrefix(offline, "inv_"), "_")[0]
-	if out, err := keysCmd("revoke", "--data", dir, "--http", app.HTTPAddr(), "--admin-key", app.AdminKey(), id); err != nil {
+	if out, err := keysCmd("revoke", "--data", dir, id); err != nil {
 		t.Fatalf("keys revoke: %v\n%s", err, out)
 	}
 	if c := get(offline, "/organizer/alice@example.org/events"); c != 401 {
