@@ -47,7 +47,7 @@ fuzz:
 # machine's own ceilings (cmd/invited-bench; a few minutes; BENCHFLAGS=-quick
 # for a short run). Figures go to bench.json too.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./store ./itip
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./cmd/invited-bench -out bench.json $(BENCHFLAGS)
 
 clean:

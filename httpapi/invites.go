@@ -69,16 +69,20 @@ func (h *Handler) inviteOne(w http.ResponseWriter, r *http.Request) {
 // uid.
 func (h *Handler) organizerHosts(uid string) []string {
 	var hosts []string
-	h.db.View(func(tx *store.Tx) error {
+	err := h.db.View(func(tx *store.Tx) error {
 		e, err := tx.Event(uid)
 		if err != nil {
 			return err
 		}
-		if o, err := tx.Organizer(e.OrganizerEmail); err == nil {
+		o, err := tx.Organizer(e.OrganizerEmail)
+		if err == nil {
 			hosts = o.LandingHosts
 		}
-		return nil
+		return err
 	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.log.Error("read the organizer's landing hosts", "uid", uid, "err", err)
+	}
 	return hosts
 }
 
@@ -94,8 +98,8 @@ func (h *Handler) landing(s, uid string) (string, bool) {
 	}
 	host := strings.ToLower(u.Hostname())
 	// The configured hosts first: only when none matches is the
-	// organizer's own list read from the store.
-	if h.landingHosts[host] || slices.ContainsFunc(h.organizerHosts(uid), func(a string) bool { return strings.ToLower(a) == host }) {
+	// organizer's own list (kept lower-cased) read from the store.
+	if h.landingHosts[host] || slices.Contains(h.organizerHosts(uid), host) {
 		return u.String(), true
 	}
 	if host != "" {

@@ -67,7 +67,7 @@ func newLimiter(r Rate) *limiter {
 
 // allow takes a token for key; when none is left it says how long to wait.
 func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
-	if l == nil || l.rate.Per <= 0 || l.rate.N <= 0 {
+	if l.rate.Per <= 0 || l.rate.N <= 0 {
 		return true, 0
 	}
 	l.mu.Lock()

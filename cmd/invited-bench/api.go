@@ -95,18 +95,15 @@ func (a *apiClient) getDiscard(ctx context.Context, path string) (int, error) {
 	return int(n), nil
 }
 
+// waitHealthy asks once: the daemon names its listeners only once they
+// are bound, so the request waits in the listen queue until it serves.
 func (a *apiClient) waitHealthy(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := a.get(ctx, "/healthz", nil)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("daemon not healthy: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.get(ctx, "/healthz", nil); err != nil {
+		return fmt.Errorf("daemon not healthy: %w", err)
 	}
+	return nil
 }
 
 // httpError is a non-2xx answer.

@@ -132,14 +132,10 @@ func (d *daemon) Alive() error {
 }
 
 // stop asks the daemon to shut down (SIGTERM) and kills it if it has not
-// exited within grace.
+// exited within grace; a daemon that had already exited gives its exit
+// status.
 func (d *daemon) stop(grace time.Duration) error {
 	d.stopRSS()
-	select {
-	case <-d.Exited():
-		return nil
-	default:
-	}
 	return d.Stop(grace)
 }
 

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/invited/invited/internal/dnstest"
 )
 
 func main() {
@@ -130,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return nil
 	}
 	if o.Auth == "aligned" {
-		dns, err := startDNS(senderDomainRecords("example.org"))
+		dns, err := dnstest.Serve(dnstest.Loopback())
 		if err != nil {
 			return err
 		}

@@ -43,12 +43,11 @@ type Options struct {
 
 // quickDefaults replace the defaults of the flags not given with -quick.
 var quickDefaults = map[string]string{
-	"measure":  "1s",
-	"sessions": "1,8,32",
-	"e2e":      "3s",
-	"invites":  "2000",
-	"big":      "10000",
-	"reads":    "300",
+	"measure": "1s",
+	"e2e":     "3s",
+	"invites": "2000",
+	"big":     "10000",
+	"reads":   "300",
 }
 
 func parseFlags(args []string, stderr io.Writer) (Options, error) {

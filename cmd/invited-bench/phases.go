@@ -119,7 +119,10 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if r.Errors > 0 {
 		b.prog.Note("accept at %d sessions: %d errors, first: %v", sessions, r.Errors, r.FirstErr)
 	}
-	peak, _ := procStatus(d.Pid(), "VmHWM")
+	var peak int64
+	if v, err := procStatus(d.Pid(), "VmHWM"); err == nil {
+		peak = v[0]
+	}
 	if err := d.stop(15 * time.Second); err != nil {
 		b.warn("accept daemon: %v", err)
 	}
@@ -246,7 +249,9 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 	}
 	res.Attendees = snap2.Attendees - snap1.Attendees
 	res.BytesPerAtt, res.PerAttSize = perItem(snap1, snap2, res.Attendees)
-	res.PeakRSS, _ = procStatus(d.Pid(), "VmHWM")
+	if v, err := procStatus(d.Pid(), "VmHWM"); err == nil {
+		res.PeakRSS = v[0]
+	}
 	res.MaxSampledRSS = d.rss.Max()
 	res.MaxAnon, res.MaxFile = d.rss.MaxParts()
 	res.AcceptPeakRSS = b.acceptPeak

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,12 +27,9 @@ func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSample
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			rss, err1 := procStatus(pid, "VmRSS")
-			anon, err2 := procStatus(pid, "RssAnon")
-			file, err3 := procStatus(pid, "RssFile")
-			if errors.Join(err1, err2, err3) == nil {
+			if v, err := procStatus(pid, "VmRSS", "RssAnon", "RssFile"); err == nil {
 				s.mu.Lock()
-				s.rss, s.anon, s.file = max(s.rss, rss), max(s.anon, anon), max(s.file, file)
+				s.rss, s.anon, s.file = max(s.rss, v[0]), max(s.anon, v[1]), max(s.file, v[2])
 				s.mu.Unlock()
 			}
 			select {
@@ -58,19 +56,28 @@ func (s *rssSampler) MaxParts() (anon, file int64) {
 	return s.anon, s.file
 }
 
-// procStatus reads a "kB" field of /proc/PID/status, in bytes.
-func procStatus(pid int, field string) (int64, error) {
+// procStatus reads "kB" fields of /proc/PID/status, in bytes.
+func procStatus(pid int, fields ...string) ([]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	v := make([]int64, len(fields))
+	found := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+		name, value, _ := strings.Cut(line, ":")
+		if i := slices.Index(fields, name); i >= 0 {
+			if v[i], err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64); err != nil {
+				return nil, err
+			}
+			v[i] <<= 10
+			found++
 		}
 	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+	if found != len(fields) {
+		return nil, fmt.Errorf("not all of %v in /proc/%d/status", fields, pid)
+	}
+	return v, nil
 }
 
 // procCPU is the CPU time (user+system) process pid has used.

@@ -325,13 +325,14 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "invited-bench %s  (%s, %d CPUs, %s/%s, data in %s, load average %.1f before, %.1f after)\n",
 		r.Git, r.Go, r.Host.CPUs, r.Host.OS, r.Host.Arch, r.Host.Dir, r.Host.LoadBefore, r.Host.LoadAfter)
 
+	size := fmt.Sprintf("%.1f KiB", float64(r.Options.MessageBytes)/1024) // -size
 	section("1. Ceilings (same machine, same run)")
 	fmt.Fprintln(tw, "what\tconcurrency\trate/s\tp50 ms\tp99 ms\tper commit\t")
 	for _, f := range r.Ceilings.SMTP {
-		fmt.Fprintf(tw, "go-smtp discard, 4 KiB\t%d sessions\t%.0f\t%.2f\t%.2f\t\t\n", f.Sessions, f.PerSecond, f.Latency.P50, f.Latency.P99)
+		fmt.Fprintf(tw, "go-smtp discard, %s\t%d sessions\t%.0f\t%.2f\t%.2f\t\t\n", size, f.Sessions, f.PerSecond, f.Latency.P50, f.Latency.P99)
 	}
 	for _, f := range r.Ceilings.Bolt {
-		fmt.Fprintf(tw, "bbolt %s, 4 KiB\t%d producers\t%.0f\t%.2f\t%.2f\t%.1f\t\n", f.Mode, f.Producers, f.PerSecond, f.Latency.P50, f.Latency.P99, f.WritesPerCommit)
+		fmt.Fprintf(tw, "bbolt %s, %s\t%d producers\t%.0f\t%.2f\t%.2f\t%.1f\t\n", f.Mode, size, f.Producers, f.PerSecond, f.Latency.P50, f.Latency.P99, f.WritesPerCommit)
 	}
 
 	if len(r.Accept) > 0 {
@@ -389,7 +390,7 @@ func printTable(w io.Writer, r *Result) {
 			mib(m.AcceptPeakRSS), mib(m.DBSize), mib(m.DBAllocated))
 		tw.Flush()
 		fmt.Fprintln(tw, "\tadded\tbytes each (allocated)\tbytes each (file size)\t")
-		fmt.Fprintf(tw, "events (with their 4 KiB message)\t%d\t%d\t%d\t\n", m.EventsAdded, m.BytesPerEvent, m.PerEventSize)
+		fmt.Fprintf(tw, "events (with their %s message)\t%d\t%d\t%d\t\n", size, m.EventsAdded, m.BytesPerEvent, m.PerEventSize)
 		fmt.Fprintf(tw, "attendees (with their send record)\t%d\t%d\t%d\t\n", m.Attendees, m.BytesPerAtt, m.PerAttSize)
 		if len(m.Buckets) > 0 {
 			tw.Flush()

@@ -7,8 +7,8 @@ import (
 	"os/exec"
 )
 
-// The bench reads /proc for memory and CPU figures and to find the daemon's
-// listeners when its log does not name them; elsewhere those figures are 0.
+// The bench reads /proc for memory and CPU figures; elsewhere those
+// figures are 0.
 
 func setProcAttr(cmd *exec.Cmd) {}
 

@@ -1,59 +1,45 @@
-package main
+package dnstest
 
 import (
+	"context"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
 
-// dnsServer answers the daemon's SPF and DMARC lookups on 127.0.0.1
-// (UDP), so that the default sender policy, aligned, is measured with its
-// real checks and without the network: the senders' domains allow mail
-// from 127.0.0.1 by SPF. Every other name does not exist.
-type dnsServer struct {
-	pc  net.PacketConn
-	txt map[string][]string // lower-case name with the final dot → records
-	wg  sync.WaitGroup
+// Server answers DNS queries over UDP on 127.0.0.1 from a Resolver's TXT
+// records, for a program run as a child (the bench's daemon, given
+// --dns Addr()): every other name does not exist.
+type Server struct {
+	r  *Resolver
+	pc net.PacketConn
+	wg sync.WaitGroup
 }
 
-// senderDomainRecords are the TXT records of a sending domain whose mail
-// comes from 127.0.0.1.
-func senderDomainRecords(domains ...string) map[string][]string {
-	txt := map[string][]string{}
-	for _, d := range domains {
-		txt[d] = []string{"v=spf1 ip4:127.0.0.1 -all"}
-		txt["_dmarc."+d] = []string{"v=DMARC1; p=none"}
-	}
-	return txt
-}
-
-func startDNS(txt map[string][]string) (*dnsServer, error) {
+// Serve starts a server for r.
+func Serve(r *Resolver) (*Server, error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &dnsServer{pc: pc, txt: map[string][]string{}}
-	for name, recs := range txt {
-		s.txt[strings.ToLower(strings.TrimSuffix(name, "."))+"."] = recs
-	}
+	s := &Server{r: r, pc: pc}
 	s.wg.Go(s.serve)
 	return s, nil
 }
 
-// Addr is the host:port to give the daemon's --dns.
-func (s *dnsServer) Addr() string { return s.pc.LocalAddr().String() }
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return s.pc.LocalAddr().String() }
 
 // Close stops the server and waits for it.
-func (s *dnsServer) Close() error {
+func (s *Server) Close() error {
 	err := s.pc.Close()
 	s.wg.Wait()
 	return err
 }
 
-func (s *dnsServer) serve() {
+func (s *Server) serve() {
 	buf := make([]byte, 1500)
 	for {
 		n, addr, err := s.pc.ReadFrom(buf)
@@ -70,7 +56,7 @@ func (s *dnsServer) serve() {
 }
 
 // answer builds the response to one query.
-func (s *dnsServer) answer(query []byte) ([]byte, error) {
+func (s *Server) answer(query []byte) ([]byte, error) {
 	var p dnsmessage.Parser
 	h, err := p.Start(query)
 	if err != nil {
@@ -80,8 +66,8 @@ func (s *dnsServer) answer(query []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := strings.ToLower(q.Name.String())
-	recs, known := s.txt[name]
+	recs, err := s.r.LookupTXT(context.Background(), q.Name.String())
+	known := err == nil
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
 	if !known {
 		rh.RCode = dnsmessage.RCodeNameError
