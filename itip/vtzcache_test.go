@@ -19,6 +19,9 @@ func TestReencodeVTimezone_CachedSameAsFresh(t *testing.T) {
 			t.Fatalf("cached: %v %q, want %q", ok, got, fresh)
 		}
 	}
+	if _, ok := vtzCache.Get("Europe/Berlin\x00" + text); !ok {
+		t.Error("the re-encoded zone was not kept")
+	}
 	// A mismatched TZID is refused, cached or not.
 	for range 2 {
 		if _, ok := reencodeVTimezone(text, "Europe/Paris"); ok {

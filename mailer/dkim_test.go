@@ -23,7 +23,9 @@ func TestSigner_VerifiesAgainstPublishedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "dkim.pem")
-	os.WriteFile(path, pemKey, 0o600)
+	if err := os.WriteFile(path, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	key, err := mailer.LoadDKIMKey(path)
 	if err != nil {
 		t.Fatal(err)

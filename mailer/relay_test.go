@@ -19,14 +19,9 @@ import (
 	"github.com/invited/invited/mailer"
 )
 
-// sender is what the pipeline needs; both implementations must satisfy it.
-type sender interface {
-	Send(ctx context.Context, from string, to []string, msg []byte) error
-}
-
 var (
-	_ sender = (*mailer.Relay)(nil)
-	_ sender = (*mailer.Outbox)(nil)
+	_ mailer.Sender = (*mailer.Relay)(nil)
+	_ mailer.Sender = (*mailer.Outbox)(nil)
 )
 
 const from = "rsvp+abc@invited.test"

@@ -24,6 +24,7 @@ import (
 
 	"github.com/invited/invited/internal/memo"
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 	"github.com/invited/invited/templates"
@@ -49,9 +50,7 @@ const (
 )
 
 // Sender delivers one rendered message (mailer.Relay, mailer.Outbox).
-type Sender interface {
-	Send(ctx context.Context, from string, to []string, msg []byte) error
-}
+type Sender = mailer.Sender
 
 // Config configures a Pipeline. Zero fields take the defaults noted.
 type Config struct {

@@ -129,12 +129,17 @@ func TestRcpt_OnlyOurMailboxes(t *testing.T) {
 	}
 }
 
-func TestData_DurableBefore250(t *testing.T) {
-	addr, db := serve(t, smtpd.Config{}, 0)
-	c := dial(t, addr)
-	c.Mail("a@example.org", nil)
-	c.Rcpt("create@invite.test", nil)
-	c.Rcpt("rsvp+abc@invite.test", nil)
+// send sends msg from from to rcpts on c and returns the id its 250 names.
+func send(t *testing.T, c *smtp.Client, from string, rcpts ...string) string {
+	t.Helper()
+	if err := c.Mail(from, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rcpts {
+		if err := c.Rcpt(r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w, err := c.Data()
 	if err != nil {
 		t.Fatal(err)
@@ -148,17 +153,26 @@ func TestData_DurableBefore250(t *testing.T) {
 	if !ok {
 		t.Fatalf("250 text %q", resp.StatusText)
 	}
-	// The 250 promised it: the message and its envelope are on disk now.
+	return id
+}
+
+// stored reads message id from db.
+func stored(t *testing.T, db *store.DB, id string) *store.Message {
+	t.Helper()
 	var m *store.Message
+	if err := db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
+		t.Fatalf("message %q: %v", id, err)
+	}
+	return m
+}
+
+func TestData_DurableBefore250(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{}, 0)
+	id := send(t, dial(t, addr), "a@example.org", "create@invite.test", "rsvp+abc@invite.test")
+	// The 250 promised it: the message and its envelope are on disk now.
+	m := stored(t, db, id)
 	var raw []byte
-	err = db.View(func(tx *store.Tx) (err error) {
-		if m, err = tx.Message(id); err != nil {
-			return err
-		}
-		raw, err = tx.Raw(id)
-		return err
-	})
-	if err != nil {
+	if err := db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(id); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if m.MailFrom != "a@example.org" || len(m.RcptTo) != 2 || !strings.HasPrefix(m.Remote, "127.0.0.1:") || m.HELO == "" {
@@ -218,27 +232,7 @@ func TestStartTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Mail("a@example.org", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("create@invite.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, msg)
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
-	var m *store.Message
-	if err := db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
-		t.Fatalf("message %q: %v", id, err)
-	}
-	if !m.TLS {
+	if m := stored(t, db, send(t, c, "a@example.org", "create@invite.test")); !m.TLS {
 		t.Errorf("message over STARTTLS recorded as %+v", m)
 	}
 }
@@ -344,27 +338,7 @@ func TestData_SPFStoredWithEnvelope(t *testing.T) {
 	checker := &senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyAligned}
 	addr, db := serve(t, smtpd.Config{CheckSPF: checker.SPFAtData}, 0)
 	for from, want := range map[string]string{"a@example.org": "pass", "b@nospf.example": "none"} {
-		c := dial(t, addr)
-		if err := c.Mail(from, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Rcpt("create@invite.test", nil); err != nil {
-			t.Fatal(err)
-		}
-		w, err := c.Data()
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, msg)
-		resp, err := w.CloseWithResponse()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, id, _ := strings.Cut(resp.StatusText, "queued as ")
-		var m *store.Message
-		if err := db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
-			t.Fatal(err)
-		}
+		m := stored(t, db, send(t, dial(t, addr), from, "create@invite.test"))
 		_, domain, _ := strings.Cut(from, "@")
 		if m.SPF != want || m.SPFDomain != domain {
 			t.Errorf("MAIL FROM %s: stored SPF %q for %q, want %q for %q", from, m.SPF, m.SPFDomain, want, domain)

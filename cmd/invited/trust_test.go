@@ -29,7 +29,9 @@ func TestTrust_SignedInvitesAndUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(t.TempDir(), "dkim.pem")
-	os.WriteFile(keyFile, pemKey, 0o600)
+	if err := os.WriteFile(keyFile, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dns := dnstest.Loopback()
 	dns.SetTXT("invited._domainkey."+testDomain, txt)
 	relay := smtptest.NewServer(t, smtptest.Options{})

@@ -83,17 +83,26 @@ func Read(data []byte, maxRows int, withUID bool) ([]Row, error) {
 	}
 }
 
+// positional is where the columns of a row of n fields without a header
+// are; the maps are shared: read them only.
 func positional(n int, withUID bool) map[string]int {
 	switch {
 	case n >= 3:
-		return map[string]int{"uid": 0, "email": 1, "name": 2}
+		return uidEmailName
 	case n == 2 && withUID:
-		return map[string]int{"uid": 0, "email": 1}
+		return uidEmail
 	case n == 2:
-		return map[string]int{"email": 0, "name": 1}
+		return emailName
 	}
-	return map[string]int{"email": 0}
+	return emailOnly
 }
+
+var (
+	uidEmailName = map[string]int{"uid": 0, "email": 1, "name": 2}
+	uidEmail     = map[string]int{"uid": 0, "email": 1}
+	emailName    = map[string]int{"email": 0, "name": 1}
+	emailOnly    = map[string]int{"email": 0}
+)
 
 func isHeader(rec []string) bool {
 	for _, f := range rec {
