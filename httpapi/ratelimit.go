@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,12 +22,33 @@ type RateLimits struct {
 }
 
 // Rate is N requests per Per, with bursts of Burst (zero: in the
-// proportion to N that the default of the same limit has).
+// proportion to N that the default of the same limit has). As text (a
+// flag, a setting) it is "N/DURATION", like "30/1m", and the burst is
+// left to that proportion.
 type Rate struct {
 	N     int
 	Per   time.Duration
 	Burst int
 }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *Rate) UnmarshalText(b []byte) error {
+	n, per, ok := strings.Cut(string(b), "/")
+	d, err := time.ParseDuration(per)
+	if !ok || err != nil || d <= 0 {
+		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
+	}
+	if r.N, err = strconv.Atoi(n); err != nil || r.N < 0 {
+		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
+	}
+	r.Per, r.Burst = d, 0
+	return nil
+}
+
+// Set and String make a Rate a flag.Value.
+func (r *Rate) Set(s string) error { return r.UnmarshalText([]byte(s)) }
+
+func (r *Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
 
 // withBurst is r with its burst filled in from def when it has none.
 func (r Rate) withBurst(def Rate) Rate {

@@ -163,9 +163,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
 			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl), Rates: &httpapi.RateLimits{
-				PerIP:       httpapi.Rate{N: cfg.InviteRateIP.N, Per: cfg.InviteRateIP.Per},
-				PerAttendee: httpapi.Rate{N: cfg.InviteRateAttendee.N, Per: cfg.InviteRateAttendee.Per},
-				PerEvent:    httpapi.Rate{N: cfg.InviteRateEvent.N, Per: cfg.InviteRateEvent.Per},
+				PerIP:       cfg.InviteRateIP,
+				PerAttendee: cfg.InviteRateAttendee,
+				PerEvent:    cfg.InviteRateEvent,
 			}},
 			a.db, a.pl, log.With("component", "http")),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -60,11 +60,11 @@ type Config struct {
 	MaxConnsPerIP      int      `toml:"max_conns_per_ip"`
 	MaxMessagesPerConn int      `toml:"max_messages_per_conn"`
 
-	SendRatePerDomain  float64 `toml:"send_rate_per_domain"`
-	InviteRateIP       Rate    `toml:"invite_rate_ip"`
-	InviteRateAttendee Rate    `toml:"invite_rate_attendee"`
-	InviteRateEvent    Rate    `toml:"invite_rate_event"`
-	TrustForwarded     bool    `toml:"trust_forwarded"`
+	SendRatePerDomain  float64      `toml:"send_rate_per_domain"`
+	InviteRateIP       httpapi.Rate `toml:"invite_rate_ip"`
+	InviteRateAttendee httpapi.Rate `toml:"invite_rate_attendee"`
+	InviteRateEvent    httpapi.Rate `toml:"invite_rate_event"`
+	TrustForwarded     bool         `toml:"trust_forwarded"`
 
 	MaxRecipients   int      `toml:"max_recipients"`
 	MaxInbound      int64    `toml:"max_inbound"`
@@ -101,9 +101,9 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:      20,
 		MaxMessagesPerConn: 100,
 		SendRatePerDomain:  50,
-		InviteRateIP:       Rate{N: httpapi.DefaultRateLimits.PerIP.N, Per: httpapi.DefaultRateLimits.PerIP.Per},
-		InviteRateAttendee: Rate{N: httpapi.DefaultRateLimits.PerAttendee.N, Per: httpapi.DefaultRateLimits.PerAttendee.Per},
-		InviteRateEvent:    Rate{N: httpapi.DefaultRateLimits.PerEvent.N, Per: httpapi.DefaultRateLimits.PerEvent.Per},
+		InviteRateIP:       httpapi.DefaultRateLimits.PerIP,
+		InviteRateAttendee: httpapi.DefaultRateLimits.PerAttendee,
+		InviteRateEvent:    httpapi.DefaultRateLimits.PerEvent,
 		MaxRecipients:      10,
 		MaxInbound:         10000,
 		BurstRate:          200,
@@ -187,33 +187,6 @@ func redact(s string) string {
 	}
 	return u.String()
 }
-
-// Rate is a number of requests per period, written "30/1m" ("0/1m": no
-// limit).
-type Rate struct {
-	N   int
-	Per time.Duration
-}
-
-// Set makes a Rate (with String) a flag.Value, whose default the help
-// shows.
-func (r *Rate) Set(s string) error { return r.UnmarshalText([]byte(s)) }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (r *Rate) UnmarshalText(b []byte) error {
-	n, per, ok := strings.Cut(string(b), "/")
-	d, err := time.ParseDuration(per)
-	if !ok || err != nil || d <= 0 {
-		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
-	}
-	if _, err := fmt.Sscan(n, &r.N); err != nil || r.N < 0 {
-		return fmt.Errorf("rate %q is not N/DURATION, like 30/1m", b)
-	}
-	r.Per = d
-	return nil
-}
-
-func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Per) }
 
 // Duration is a time.Duration written as "30s" in TOML.
 type Duration time.Duration

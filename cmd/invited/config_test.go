@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/invited/invited/httpapi"
 )
 
 func TestLoadConfig_Precedence(t *testing.T) {
@@ -53,7 +55,7 @@ max_recipients = 5
 	if *scope != "" {
 		t.Errorf("the command's own --scope was set from INVITED_SCOPE: %q", *scope)
 	}
-	if cfg.InviteRateAttendee != (Rate{N: 2, Per: 24 * time.Hour}) || cfg.InviteRateIP != (Rate{N: 30, Per: time.Minute}) {
+	if r := cfg.InviteRateAttendee; r.N != 2 || r.Per != 24*time.Hour || r.Burst != 0 || cfg.InviteRateIP != httpapi.DefaultRateLimits.PerIP {
 		t.Errorf("rates %v %v", cfg.InviteRateAttendee, cfg.InviteRateIP)
 	}
 	if time.Duration(cfg.ShutdownTimeout) != time.Minute || cfg.MaxRecipients != 5 {
@@ -75,6 +77,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{nil, map[string]string{"INVITED_MAX_RECIPIENTS": "many"}, "INVITED_MAX_RECIPIENTS"},
 		{[]string{"--tls-cert", "a.pem"}, nil, "go together"},
 		{[]string{"--invite-rate-ip", "fast"}, nil, "N/DURATION"},
+		{[]string{"--invite-rate-ip", "30x/1m"}, nil, "N/DURATION"},
 		{[]string{"--auth-policy", "dmarc", "--dns", "nocolon"}, nil, "dns"},
 	}
 	for _, c := range cases {
