@@ -32,6 +32,16 @@ func (h *harness) parseOnly() {
 	h.parseNow()
 }
 
+// message reads message id as it is now.
+func (h *harness) message(id string) *store.Message {
+	h.t.Helper()
+	var m *store.Message
+	if err := h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err }); err != nil {
+		h.t.Fatalf("message %s: %v", id, err)
+	}
+	return m
+}
+
 func (h *harness) system() store.Counters {
 	var c store.Counters
 	h.db.View(func(tx *store.Tx) (err error) { c, err = tx.SystemStats(); return err })
@@ -51,9 +61,8 @@ func TestAhead_ParseToCreateInOneTransaction(t *testing.T) {
 	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
 		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
 	}
-	var m *store.Message
-	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
-	if m == nil || m.Status != store.MessageProcessed || m.Auth == nil {
+	m := h.message(id)
+	if m.Status != store.MessageProcessed || m.Auth == nil {
 		t.Fatalf("message after one commit: %+v", m)
 	}
 	if last := m.Notes[len(m.Notes)-1]; last.Stage != StageCreate {
@@ -86,8 +95,7 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 1 {
 		t.Fatalf("%d verify and %d create jobs after the fallback, want the create job only", v, c)
 	}
-	var m *store.Message
-	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+	m := h.message(id)
 	if m.Status != store.MessageQueued || m.Auth == nil {
 		t.Fatalf("message after parse: %s, auth %s", m.Status, m.Auth)
 	}
@@ -119,8 +127,7 @@ func TestAhead_RejectedWhereItFails(t *testing.T) {
 	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
 		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
 	}
-	var m *store.Message
-	h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
+	m := h.message(id)
 	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "not the event's ORGANIZER") {
 		t.Fatalf("message after parse: %s %q", m.Status, lastNote(m))
 	}
