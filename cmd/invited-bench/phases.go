@@ -193,6 +193,7 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 		return err
 	}
 	defer d.kill()
+	d.rss.Label(b.prog.Now)
 	m := &mainRun{bench: b, d: d, relay: relay, db: filepath.Join(dir, "invited.db")}
 	res := &ResourceFigure{}
 	b.res.Resources = res
@@ -253,6 +254,7 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 		res.PeakRSS = v[0]
 	}
 	res.MaxSampledRSS = d.rss.Max()
+	res.PeakDuring = d.rss.PeakDuring()
 	res.MaxAnon, res.MaxFile = d.rss.MaxParts()
 	res.AcceptPeakRSS = b.acceptPeak
 	if err := d.stop(30 * time.Second); err != nil {

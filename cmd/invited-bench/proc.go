@@ -16,9 +16,14 @@ import (
 // rssSampler reads the resident set of a process periodically and keeps
 // the largest values: in all (VmRSS), of anonymous memory (RssAnon: the Go
 // heap and stacks) and of mapped files (RssFile: mostly the bbolt mmap).
+// It also notes what the bench was doing (see Label) when the kernel's
+// high-water mark (VmHWM) last rose, which catches peaks between samples.
 type rssSampler struct {
 	mu              sync.Mutex
 	rss, anon, file int64
+	hwm             int64
+	hwmDuring       string
+	label           func() string
 }
 
 func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSampler {
@@ -27,9 +32,13 @@ func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSample
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if v, err := procStatus(pid, "VmRSS", "RssAnon", "RssFile"); err == nil {
+			if v, err := procStatus(pid, "VmRSS", "RssAnon", "RssFile", "VmHWM"); err == nil {
 				s.mu.Lock()
 				s.rss, s.anon, s.file = max(s.rss, v[0]), max(s.anon, v[1]), max(s.file, v[2])
+				if v[3] > s.hwm && s.label != nil {
+					s.hwmDuring = s.label()
+				}
+				s.hwm = max(s.hwm, v[3])
 				s.mu.Unlock()
 			}
 			select {
@@ -40,6 +49,13 @@ func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSample
 		}
 	}()
 	return s
+}
+
+// Label sets what names the bench's current doing for PeakDuring.
+func (s *rssSampler) Label(f func() string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.label = f
 }
 
 // Max is the largest VmRSS seen, in bytes.
@@ -54,6 +70,13 @@ func (s *rssSampler) MaxParts() (anon, file int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.anon, s.file
+}
+
+// PeakDuring is the label at the sample where VmHWM last rose.
+func (s *rssSampler) PeakDuring() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hwmDuring
 }
 
 // procStatus reads "kB" fields of /proc/PID/status, in bytes.

@@ -192,7 +192,8 @@ type ReadFigure struct {
 
 // ResourceFigure is memory and disk.
 type ResourceFigure struct {
-	PeakRSS       int64          `json:"peak_rss_bytes"` // VmHWM of the main daemon
+	PeakRSS       int64          `json:"peak_rss_bytes"`  // VmHWM of the main daemon
+	PeakDuring    string         `json:"peak_rss_during"` // what the bench did when VmHWM last rose
 	MaxSampledRSS int64          `json:"max_sampled_rss_bytes"`
 	MaxAnon       int64          `json:"max_rss_anon_bytes"` // Go heap and stacks
 	MaxFile       int64          `json:"max_rss_file_bytes"` // mostly the database mmap
@@ -223,6 +224,7 @@ type progress struct {
 	tty   bool
 	mu    sync.Mutex
 	step  string
+	now   string // the step and its last detail, see Now
 	start time.Time
 	last  int
 }
@@ -243,7 +245,8 @@ func (p *progress) Step(n, total int, what string) {
 	defer p.mu.Unlock()
 	p.endLocked()
 	p.step = fmt.Sprintf("[%d/%d] %s", n, total, what)
-	p.start = time.Now()
+	p.now = p.step
+	p.start, p.last = time.Now(), 0
 	p.printLocked("")
 }
 
@@ -252,12 +255,20 @@ func (p *progress) Step(n, total int, what string) {
 func (p *progress) Update(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.now = p.step + " (" + fmt.Sprintf(format, args...) + ")"
 	el := int(time.Since(p.start).Seconds())
 	if !p.tty && el-p.last < 5 {
 		return
 	}
 	p.last = el
 	p.printLocked(fmt.Sprintf(format, args...))
+}
+
+// Now is what the bench is doing: the step and its last detail.
+func (p *progress) Now() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.now
 }
 
 // Note prints a line that stays.
@@ -276,7 +287,7 @@ func (p *progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.endLocked()
-	p.step = ""
+	p.step, p.now = "", ""
 }
 
 func (p *progress) printLocked(detail string) {
@@ -389,6 +400,9 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", mib(m.PeakRSS), mib(m.MaxSampledRSS), mib(m.MaxAnon), mib(m.MaxFile),
 			mib(m.AcceptPeakRSS), mib(m.DBSize), mib(m.DBAllocated))
 		tw.Flush()
+		if m.PeakDuring != "" {
+			fmt.Fprintf(w, "   the peak was reached during: %s\n", m.PeakDuring)
+		}
 		fmt.Fprintln(tw, "\tadded\tbytes each (allocated)\tbytes each (file size)\t")
 		fmt.Fprintf(tw, "events (with their %s message)\t%d\t%d\t%d\t\n", size, m.EventsAdded, m.BytesPerEvent, m.PerEventSize)
 		fmt.Fprintf(tw, "attendees (with their send record)\t%d\t%d\t%d\t\n", m.Attendees, m.BytesPerAtt, m.PerAttSize)
