@@ -60,7 +60,7 @@ type Options struct {
 	Linger time.Duration
 	// MappedBudget is how many bytes of the database's memory map may stay
 	// resident before the store lets them go to the page cache (see
-	// mapped.go; default 64 MiB, checked ten times a second; negative:
+	// mapped.go; default 48 MiB, checked every mappedEvery; negative:
 	// never).
 	MappedBudget int64
 }
@@ -134,12 +134,12 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	go db.commitLoop()
 	if opts.MappedBudget == 0 {
-		opts.MappedBudget = 64 << 20
+		opts.MappedBudget = 48 << 20
 	}
 	db.mapName = mappedName(path)
 	if opts.MappedBudget > 0 && canDropMapping {
 		db.watching.Add(1)
-		go db.watchMapped(opts.MappedBudget, 100*time.Millisecond)
+		go db.watchMapped(opts.MappedBudget, mappedEvery)
 	}
 	return db, nil
 }
