@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,28 @@ func TestHelp_DescribesEveryFlag(t *testing.T) {
 			t.Errorf("-%s does not name its variable %s", f.Name, envName(f.Name))
 		}
 	})
+}
+
+// The garbage collector gets the daemon's defaults only where GOGC and
+// GOMEMLIMIT say nothing.
+func TestTuneGC(t *testing.T) {
+	gc, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
+
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != 200 {
+		t.Errorf("GOGC unset: GC percent %d, want 200", got)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != defaultMemoryLimit {
+		t.Errorf("GOMEMLIMIT unset: limit %d, want %d", got, defaultMemoryLimit)
+	}
+
+	env := map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}
+	tuneGC(func(k string) string { return env[k] })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set: GC percent changed to %d", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("GOMEMLIMIT set: limit changed to %d", got)
+	}
 }
