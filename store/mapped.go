@@ -27,6 +27,8 @@ const mappedEvery = 10 * time.Millisecond
 // interval until the store closes, and lets them go past budget bytes.
 func (db *DB) watchMapped(budget int64, interval time.Duration) {
 	defer db.watching.Done()
+	st := openStatm()
+	defer st.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -35,7 +37,7 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		db.checkMapped(budget)
+		db.checkMapped(budget, st)
 	}
 }
 
@@ -43,8 +45,8 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 // are resident, and reports whether it did. The process's file-backed
 // resident total is cheap to read and an upper bound, so the costlier count
 // of the database's own mapping is made only when that total is over.
-func (db *DB) checkMapped(budget int64) bool {
-	if n, ok := residentFile(); ok && n <= budget {
+func (db *DB) checkMapped(budget int64, st *statm) bool {
+	if n, ok := st.residentFile(); ok && n <= budget {
 		return false
 	}
 	n, ok := residentMapped(db.mapName)

@@ -21,15 +21,41 @@ func dropMapping(addr, length uintptr) error {
 	return nil
 }
 
+// statm reads the process's resident totals from /proc/self/statm, which
+// it keeps open: the watcher reads it a hundred times a second, and
+// opening the file each time cost several times the read.
+type statm struct {
+	f   *os.File
+	buf [128]byte
+}
+
+// openStatm opens /proc/self/statm; nil if it cannot.
+func openStatm() *statm {
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return nil
+	}
+	return &statm{f: f}
+}
+
+func (s *statm) close() {
+	if s != nil {
+		s.f.Close()
+	}
+}
+
 // residentFile is how many bytes of the process's resident memory are
 // file-backed (the third field of /proc/self/statm: kept by the kernel as
 // a counter, so reading it costs nothing like a walk of the mappings).
-func residentFile() (int64, bool) {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
+func (s *statm) residentFile() (int64, bool) {
+	if s == nil {
 		return 0, false
 	}
-	f := strings.Fields(string(b))
+	n, err := s.f.ReadAt(s.buf[:], 0)
+	if n == 0 && err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(s.buf[:n]))
 	if len(f) < 3 {
 		return 0, false
 	}

@@ -10,4 +10,10 @@ func mappedName(path string) string { return path }
 
 func residentMapped(abs string) (int64, bool) { return 0, false }
 
-func residentFile() (int64, bool) { return 0, false }
+type statm struct{}
+
+func openStatm() *statm { return nil }
+
+func (s *statm) close() {}
+
+func (s *statm) residentFile() (int64, bool) { return 0, false }
