@@ -32,6 +32,23 @@ func (h *harness) parseOnly() {
 	h.parseNow()
 }
 
+// requestAhead stops the pipeline, accepts a REQUEST of ics from from to
+// create@, and parses it in the test's goroutine: parse must commit once
+// and leave no verify job and wantCreate create jobs. It returns the
+// message's id.
+func (h *harness) requestAhead(from, ics string, wantCreate int64) string {
+	h.t.Helper()
+	h.stop()
+	id := h.accept(from, "create@"+domain, wrap(from, "REQUEST", ics))
+	if n := h.parseNow(); n != 1 {
+		h.t.Errorf("parse committed %d updates, want 1", n)
+	}
+	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != wantCreate {
+		h.t.Fatalf("%d verify and %d create jobs queued after parse, want 0 and %d", v, c, wantCreate)
+	}
+	return id
+}
+
 // message reads message id as it is now.
 func (h *harness) message(id string) *store.Message {
 	h.t.Helper()
@@ -53,14 +70,7 @@ func (h *harness) system() store.Counters {
 // left in the verify and create queues.
 func TestAhead_ParseToCreateInOneTransaction(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
-	h.stop()
-	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", testdata(t, weekly)))
-	if n := h.parseNow(); n != 1 {
-		t.Errorf("parse to create took %d updates, want 1", n)
-	}
-	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
-		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
-	}
+	id := h.requestAhead(organizerAddr, testdata(t, weekly), 0)
 	m := h.message(id)
 	if m.Status != store.MessageProcessed || m.Auth == nil {
 		t.Fatalf("message after one commit: %+v", m)
@@ -87,14 +97,7 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.EventLimit = 1 })
 	ics := testdata(t, weekly)
 	h.register(setProp(ics, "UID", "first@google.com"))
-	h.stop()
-	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", setProp(ics, "UID", "second@google.com")))
-	if n := h.parseNow(); n != 1 {
-		t.Errorf("parse committed %d updates, want 1 (the fallback)", n)
-	}
-	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 1 {
-		t.Fatalf("%d verify and %d create jobs after the fallback, want the create job only", v, c)
-	}
+	id := h.requestAhead(organizerAddr, setProp(ics, "UID", "second@google.com"), 1) // the fallback
 	m := h.message(id)
 	if m.Status != store.MessageQueued || m.Auth == nil {
 		t.Fatalf("message after parse: %s, auth %s", m.Status, m.Auth)
@@ -119,14 +122,7 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 // what parse handed off for it is let go.
 func TestAhead_RejectedWhereItFails(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Auth.Policy = PolicyAligned })
-	h.stop()
-	id := h.accept("jack@kolab.org", "create@"+domain, wrap("jack@kolab.org", "REQUEST", setProp(testdata(t, weekly), "UID", "other@google.com")))
-	if n := h.parseNow(); n != 1 {
-		t.Errorf("parse committed %d updates, want 1", n)
-	}
-	if v, c := h.db.QueueLen(StageVerify), h.db.QueueLen(StageCreate); v != 0 || c != 0 {
-		t.Errorf("%d verify and %d create jobs queued, want none", v, c)
-	}
+	id := h.requestAhead("jack@kolab.org", setProp(testdata(t, weekly), "UID", "other@google.com"), 0)
 	m := h.message(id)
 	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "not the event's ORGANIZER") {
 		t.Fatalf("message after parse: %s %q", m.Status, lastNote(m))

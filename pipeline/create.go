@@ -375,18 +375,15 @@ func (p *Pipeline) putInvitee(tx *store.Tx, message string, e *store.Event, old 
 	return d, p.enqueue(tx, StageSend, kindInvite, message, send)
 }
 
-// mayInvite applies the rules for a new invite to e: not already invited,
-// the organizer not suspended, the attendee not blocking the organizer,
-// and the event's invite limit not reached counting pending more invites
-// about to be made.
+// mayInvite applies the rules for inviting email to e, whose organizer is
+// org and which has invited people so far (counting this transaction's):
+// not already invited, the organizer not suspended, the attendee not
+// blocking the organizer, and the event's invite limit not reached.
 //
-// An attendee whose invite never went out (the relay refused it, or the
-// organizer was suspended when it was due) may be invited again: that
-// is not a new attendee, see putInvitee.
-// mayInvite checks the rules for inviting email to e, whose organizer is
-// org and which has invited people so far (counting this transaction's).
-// It returns the attendee already recorded for email, if one is (an
-// invite that was never sent may be sent again).
+// It returns the attendee already recorded for email, if one is: an
+// attendee whose invite never went out (the relay refused it, or the
+// organizer was suspended when it was due) may be invited again, and is
+// not a new attendee, see putInvitee.
 func (p *Pipeline) mayInvite(tx *store.Tx, e *store.Event, org *store.Organizer, invited int64, email string) (*store.Attendee, error) {
 	old, err := tx.Attendee(e.UID, email)
 	if err == nil && !unsent(old) {

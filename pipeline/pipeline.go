@@ -397,8 +397,10 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if err != nil {
 			return err
 		}
-		next := queued(o.to, o.next)
-		if !p.unchained {
+		var next []*ranAhead
+		if p.unchained {
+			next = queued(o.to, o.next)
+		} else {
 			next = p.ahead(ctx, o.to, o.next)
 		}
 		write := func(tx *store.Tx) error {

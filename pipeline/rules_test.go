@@ -266,7 +266,7 @@ func TestBulk_MixedFileReport(t *testing.T) {
 	if !strings.Contains(lastNote(m), "11 rows, 5 queued, 6 rejected") {
 		t.Errorf("bulk outcome %q", lastNote(m))
 	}
-	// Four batches of three read the file once; its rows go with the last.
+	// Four batches of three; the file's rows go with the last.
 	h.eventually("the file's rows let go", func() bool { return h.p.bulk.Len() == 0 })
 	msgs := h.wait(5)
 	got := map[string]bool{}

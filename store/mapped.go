@@ -28,6 +28,9 @@ const mappedEvery = 10 * time.Millisecond
 func (db *DB) watchMapped(budget int64, interval time.Duration) {
 	defer db.watching.Done()
 	st := openStatm()
+	if st == nil {
+		return // nothing cheap to watch with: smaps at this rate would cost more than it saves
+	}
 	defer st.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -44,13 +47,20 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 // checkMapped lets the mapped pages go if more than budget bytes of them
 // are resident, and reports whether it did. The process's file-backed
 // resident total is cheap to read and an upper bound, so the costlier count
-// of the database's own mapping is made only when that total is over.
+// of the database's own mapping is made only when that total is over, and,
+// once a count found most of it to be other files (db.otherFile), only when
+// the total has grown by half the budget past those.
 func (db *DB) checkMapped(budget int64, st *statm) bool {
-	if n, ok := st.residentFile(); ok && n <= budget {
+	total, ok := st.residentFile()
+	if !ok || total <= budget || total-db.otherFile <= budget/2 {
 		return false
 	}
 	n, ok := residentMapped(db.mapName)
-	if !ok || n <= budget/2 {
+	if !ok {
+		return false
+	}
+	if n <= budget/2 {
+		db.otherFile = total - n
 		return false
 	}
 	return db.releaseMapped() == nil

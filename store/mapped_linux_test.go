@@ -47,7 +47,7 @@ func TestReleaseMapped(t *testing.T) {
 	}
 	resident := func() int64 {
 		t.Helper()
-		b, ok := residentMapped(db.Path())
+		b, ok := residentMapped(db.mapName)
 		if !ok {
 			t.Fatal("the database's mapping is not in /proc/self/smaps")
 		}

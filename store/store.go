@@ -87,6 +87,9 @@ type DB struct {
 	released atomic.Int64   // see releaseMapped
 	watching sync.WaitGroup // watchMapped, waited for by Close
 	mapName  string         // the file as /proc/self/smaps names it
+	// otherFile is the watcher's last count of file-backed resident bytes
+	// that were not the database's (only the watcher uses it).
+	otherFile int64
 
 	events memo.Cache[string, sharedEvent] // see Tx.EventShared
 }

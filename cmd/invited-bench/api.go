@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/invited/invited/itip"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -58,7 +59,7 @@ func (a *apiClient) do(ctx context.Context, method, path string, body any, out a
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return &httpError{Method: method, Path: path, Status: resp.StatusCode, Body: truncate(string(b), 200)}
+		return &httpError{Method: method, Path: path, Status: resp.StatusCode, Body: itip.Truncate(string(b), 200)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -182,13 +183,6 @@ func (a *apiClient) waitMessage(ctx context.Context, id string, timeout time.Dur
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // commitCount is the daemon's store commits and the updates they held, as
 // its /metrics says.
 type commitCount struct {
@@ -258,8 +252,8 @@ type CommitFigure struct {
 	UpdatesPerMessage float64 `json:"updates_per_message,omitempty"`
 	WritesPerCommit   float64 `json:"page_writes_per_commit"`
 	WritesPerMessage  float64 `json:"page_writes_per_message,omitempty"`
-	// WriterBusy is the fraction of the time the store's committer was
-	// running updates (WriterRun) or writing and syncing (WriterCommit).
+	// The fractions of the time the store's committer was running updates
+	// (WriterRun) and writing and syncing them (WriterCommit).
 	WriterRun    float64 `json:"writer_run"`
 	WriterCommit float64 `json:"writer_commit"`
 }

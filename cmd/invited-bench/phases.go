@@ -119,10 +119,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if r.Errors > 0 {
 		b.prog.Note("accept at %d sessions: %d errors, first: %v", sessions, r.Errors, r.FirstErr)
 	}
-	var peak int64
-	if v, err := procStatus(d.Pid(), "VmHWM"); err == nil {
-		peak = v[0]
-	}
+	peak := d.rss.Peak()
 	if err := d.stop(15 * time.Second); err != nil {
 		b.warn("accept daemon: %v", err)
 	}
@@ -148,7 +145,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if c, ok := b.boltFor(sessions); ok {
 		f.VsBolt, f.BoltProducers = f.PerSecond/c.PerSecond, c.Producers
 	}
-	return f, max(peak, d.rss.Max()), nil
+	return f, peak, nil
 }
 
 // boltFor is the group-commit ceiling to compare n concurrent writers
@@ -250,9 +247,7 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 	}
 	res.Attendees = snap2.Attendees - snap1.Attendees
 	res.BytesPerAtt, res.PerAttSize = perItem(snap1, snap2, res.Attendees)
-	if v, err := procStatus(d.Pid(), "VmHWM"); err == nil {
-		res.PeakRSS = v[0]
-	}
+	res.PeakRSS = d.rss.Peak()
 	res.MaxSampledRSS = d.rss.Max()
 	res.PeakDuring = d.rss.PeakDuring()
 	res.MaxAnon, res.MaxFile = d.rss.MaxParts()

@@ -19,6 +19,7 @@ import (
 // It also notes what the bench was doing (see Label) when the kernel's
 // high-water mark (VmHWM) last rose, which catches peaks between samples.
 type rssSampler struct {
+	pid             int
 	mu              sync.Mutex
 	rss, anon, file int64
 	hwm             int64
@@ -27,20 +28,12 @@ type rssSampler struct {
 }
 
 func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSampler {
-	s := &rssSampler{}
+	s := &rssSampler{pid: pid}
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if v, err := procStatus(pid, "VmRSS", "RssAnon", "RssFile", "VmHWM"); err == nil {
-				s.mu.Lock()
-				s.rss, s.anon, s.file = max(s.rss, v[0]), max(s.anon, v[1]), max(s.file, v[2])
-				if v[3] > s.hwm && s.label != nil {
-					s.hwmDuring = s.label()
-				}
-				s.hwm = max(s.hwm, v[3])
-				s.mu.Unlock()
-			}
+			s.sample()
 			select {
 			case <-ctx.Done():
 				return
@@ -49,6 +42,30 @@ func newRSSSampler(ctx context.Context, pid int, every time.Duration) *rssSample
 		}
 	}()
 	return s
+}
+
+// sample reads the process's figures once.
+func (s *rssSampler) sample() {
+	v, err := procStatus(s.pid, "VmRSS", "RssAnon", "RssFile", "VmHWM")
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rss, s.anon, s.file = max(s.rss, v[0]), max(s.anon, v[1]), max(s.file, v[2])
+	if v[3] > s.hwm && s.label != nil {
+		s.hwmDuring = s.label()
+	}
+	s.hwm = v[3] // the kernel's high-water mark only rises
+}
+
+// Peak is the process's resident high-water mark (VmHWM) as of now, in
+// bytes: never below any VmRSS sampled.
+func (s *rssSampler) Peak() int64 {
+	s.sample()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hwm
 }
 
 // Label sets what names the bench's current doing for PeakDuring.

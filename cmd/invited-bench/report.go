@@ -255,13 +255,14 @@ func (p *progress) Step(n, total int, what string) {
 func (p *progress) Update(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.now = p.step + " (" + fmt.Sprintf(format, args...) + ")"
+	detail := fmt.Sprintf(format, args...)
+	p.now = p.step + " (" + detail + ")"
 	el := int(time.Since(p.start).Seconds())
 	if !p.tty && el-p.last < 5 {
 		return
 	}
 	p.last = el
-	p.printLocked(fmt.Sprintf(format, args...))
+	p.printLocked(detail)
 }
 
 // Now is what the bench is doing: the step and its last detail.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -118,23 +117,23 @@ func TestHelp_DescribesEveryFlag(t *testing.T) {
 // The garbage collector gets the daemon's defaults only where GOGC and
 // GOMEMLIMIT say nothing.
 func TestTuneGC(t *testing.T) {
-	gc, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
+	gc, limit := debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
 	t.Cleanup(func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
 
 	tuneGC(func(string) string { return "" })
-	if got := debug.SetGCPercent(100); got != 200 {
-		t.Errorf("GOGC unset: GC percent %d, want 200", got)
+	if got := debug.SetGCPercent(137); got != defaultGCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, defaultGCPercent)
 	}
-	if got := debug.SetMemoryLimit(math.MaxInt64); got != defaultMemoryLimit {
+	if got := debug.SetMemoryLimit(137 << 20); got != defaultMemoryLimit {
 		t.Errorf("GOMEMLIMIT unset: limit %d, want %d", got, defaultMemoryLimit)
 	}
 
 	env := map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}
 	tuneGC(func(k string) string { return env[k] })
-	if got := debug.SetGCPercent(100); got != 100 {
+	if got := debug.SetGCPercent(137); got != 137 {
 		t.Errorf("GOGC set: GC percent changed to %d", got)
 	}
-	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+	if got := debug.SetMemoryLimit(-1); got != 137<<20 {
 		t.Errorf("GOMEMLIMIT set: limit changed to %d", got)
 	}
 }

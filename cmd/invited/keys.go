@@ -173,8 +173,10 @@ func (c keyClient) api(ctx context.Context, method, path string, body []byte, ou
 	key := c.cfg.AdminKey
 	if key == "" {
 		var err error
-		if key, err = savedAdminKey(c.cfg); err != nil || key == "" {
-			return fmt.Errorf("the daemon is running and no admin key was given nor found in %s (%v)", c.cfg.adminKeyPath(), err)
+		if key, err = savedAdminKey(c.cfg); err != nil {
+			return fmt.Errorf("the daemon is running and no admin key was given; reading %s: %w", c.cfg.adminKeyPath(), err)
+		} else if key == "" {
+			return fmt.Errorf("the daemon is running and no admin key was given nor found in %s", c.cfg.adminKeyPath())
 		}
 	}
 	addr := c.cfg.HTTP

@@ -38,6 +38,9 @@ func exitCode(err error) int {
 // (store.Options.MappedBudget, 48 MiB) come on top.
 const defaultMemoryLimit = 64 << 20
 
+// defaultGCPercent is GOGC unless set, see tuneGC.
+const defaultGCPercent = 200
+
 const usage = `invited is a self-hosted calendar invite server.
 
 Organizers put create@DOMAIN on meetings they create in Gmail, Outlook or
@@ -92,7 +95,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs := flag.NewFlagSet("invited serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.\nGo's GOGC and GOMEMLIMIT tune garbage collection (here by default 200\nand 64MiB).\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.")
+		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20)
 		fs.PrintDefaults()
 	}
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the daemon stops (for finding what is slow)")
@@ -142,7 +146,7 @@ func tuneGC(getenv func(string) string) {
 		// The live heap is small (tens of MiB; the database is mapped, not
 		// on the heap), so Go's default of collecting each time it doubles
 		// spends a tenth of a fan-out's CPU on GC. Let it triple instead.
-		debug.SetGCPercent(200)
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		// ...but no further than defaultMemoryLimit, which with the

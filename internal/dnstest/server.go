@@ -86,11 +86,22 @@ func (s *Server) answer(query []byte) ([]byte, error) {
 	if known && q.Type == dnsmessage.TypeTXT {
 		for _, r := range recs {
 			err := b.TXTResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 300},
-				dnsmessage.TXTResource{TXT: []string{r}})
+				dnsmessage.TXTResource{TXT: chunks(r)})
 			if err != nil {
 				return nil, err
 			}
 		}
 	}
 	return b.Finish()
+}
+
+// chunks splits a TXT record into the character-strings of at most 255
+// bytes it travels as (RFC 1035 3.3.14): a DKIM key of 2048 bits is longer.
+func chunks(r string) []string {
+	var out []string
+	for len(r) > 255 {
+		out = append(out, r[:255])
+		r = r[255:]
+	}
+	return append(out, r)
 }

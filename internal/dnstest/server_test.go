@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +13,8 @@ import (
 // records, and NXDOMAIN for a name without any.
 func TestServe(t *testing.T) {
 	r := NewResolver()
-	r.SetTXT("example.org", "v=spf1 ip4:127.0.0.1 -all", "other")
+	long := "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 600) // more than one 255-byte string
+	r.SetTXT("example.org", "v=spf1 ip4:127.0.0.1 -all", "other", long)
 	s, err := Serve(r)
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +25,7 @@ func TestServe(t *testing.T) {
 		return d.DialContext(ctx, "udp", s.Addr())
 	}}
 	got, err := res.LookupTXT(context.Background(), "Example.ORG")
-	if err != nil || !slices.Equal(got, []string{"v=spf1 ip4:127.0.0.1 -all", "other"}) {
+	if err != nil || !slices.Equal(got, []string{"v=spf1 ip4:127.0.0.1 -all", "other", long}) {
 		t.Fatalf("TXT example.org: %q, %v", got, err)
 	}
 	_, err = res.LookupTXT(context.Background(), "nothing.example")
