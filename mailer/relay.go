@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +27,8 @@ var longAgo = time.Unix(1, 0)
 // connections are open at any time, and Send waits for one to be free.
 //
 // Connections are opened when needed, and the connection setup (TLS, EHLO,
-// AUTH) is done by go-mail. Each message is one MAIL/RCPT/DATA transaction;
+// AUTH) is done by go-mail. Each message is one MAIL/RCPT/DATA transaction,
+// pipelined when the relay offers it and the message has one recipient;
 // a connection that fails is dropped. When a connection that had already
 // carried messages fails before the relay accepted DATA (typically because
 // the relay closed it while idle), the message is tried once more on a
@@ -54,6 +57,11 @@ type conn struct {
 	id   uint64
 	smtp *smtp.Client
 	raw  net.Conn // the TCP connection under smtp, for deadlines
+
+	// pipelining: the relay offers PIPELINING; then mailParams are what
+	// go-mail would add to MAIL FROM (see deliverPipelined).
+	pipelining bool
+	mailParams string
 
 	// guarded by Relay.mu while the connection is idle
 	gen   uint64 // which idle period timer belongs to
@@ -215,15 +223,11 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 	if err := c.arm(ctx, r.timeout); err != nil {
 		return r.failure(ctx, err, false)
 	}
+	if c.pipelining && len(to) == 1 {
+		return r.deliverPipelined(ctx, c, from, to[0], msg)
+	}
 	if err := c.smtp.Mail("<" + from + ">"); err != nil {
-		res := r.failure(ctx, err, false)
-		if IsPermanent(res.err) {
-			// A relay refusing our sender (530 authentication required,
-			// 554 sender not verified) is refusing its configuration, not
-			// this message: keep it temporary so messages wait for the fix.
-			res.err = fmt.Errorf("mailer: relay %s refused the sender %s (check the relay account): %w", r.addr, from, err)
-		}
-		return r.rset(ctx, c, res)
+		return r.rset(ctx, c, r.senderRefused(ctx, from, err))
 	}
 	var (
 		refused   []string
@@ -264,7 +268,68 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 	if err != nil {
 		return r.rset(ctx, c, r.failure(ctx, err, false))
 	}
-	// From here on the relay may have the message: never retry.
+	if res := r.body(ctx, c, w, msg); res.err != nil {
+		return res
+	}
+	if len(refused) > 0 {
+		return result{err: permanent(refusal, refused)}
+	}
+	return result{}
+}
+
+// deliverPipelined runs one mail transaction for one recipient on c, which
+// offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go out in one write and
+// their three replies are read after it, then the message and its reply:
+// two round trips instead of four, which is what limits a connection to a
+// relay across the internet. With several recipients deliver waits for
+// each reply instead: once DATA is open for the accepted ones, a recipient
+// refused for now could no longer hold the message back.
+func (r *Relay) deliverPipelined(ctx context.Context, c *conn, from, to string, msg []byte) result {
+	t := c.smtp.Text
+	// checkEnvelope has refused CR and LF in both addresses.
+	fmt.Fprintf(t.W, "MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\nDATA\r\n", from, c.mailParams, to)
+	if err := t.W.Flush(); err != nil {
+		return r.failure(ctx, err, false)
+	}
+	var errs [3]error
+	for i, code := range [3]int{250, 25, 354} {
+		if _, _, err := t.ReadResponse(code); err != nil {
+			if replyCode(err) == 0 { // I/O or protocol error: the replies are lost
+				return r.failure(ctx, err, false)
+			}
+			errs[i] = err
+		}
+	}
+	mailErr, rcptErr, dataErr := errs[0], errs[1], errs[2]
+	var res result
+	switch code := replyCode(rcptErr); {
+	case mailErr != nil:
+		res = r.senderRefused(ctx, from, mailErr)
+	case rcptErr == nil:
+		if dataErr != nil {
+			return r.rset(ctx, c, r.failure(ctx, dataErr, false))
+		}
+		return r.body(ctx, c, replyCloser{t.DotWriter(), t}, msg)
+	case code >= 500:
+		res = result{err: permanent(rcptErr, []string{to})}
+	case code >= 400 && code != 421:
+		res = result{err: fmt.Errorf("mailer: %s refused a recipient for now: %w", r.addr, rcptErr)}
+	default:
+		res = r.failure(ctx, rcptErr, false)
+	}
+	if dataErr == nil {
+		// The relay opened DATA for a transaction it had refused. Closing
+		// the connection now is the one way to end it without a message.
+		res.broken = true
+		return res
+	}
+	return r.rset(ctx, c, res)
+}
+
+// body writes msg to w, the relay's DATA writer, and closes w, which ends
+// the data and reads the relay's verdict. The relay may have the message
+// from here on: a failure is never retried.
+func (r *Relay) body(ctx context.Context, c *conn, w io.WriteCloser, msg []byte) result {
 	if err := c.arm(ctx, r.timeout); err != nil {
 		return r.failure(ctx, err, true)
 	}
@@ -277,10 +342,34 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 	if err := w.Close(); err != nil {
 		return r.failure(ctx, err, true)
 	}
-	if len(refused) > 0 {
-		return result{err: permanent(refusal, refused)}
-	}
 	return result{}
+}
+
+// replyCloser is a DATA writer that reads the relay's reply when closed,
+// as go-mail's does.
+type replyCloser struct {
+	io.WriteCloser
+	t *textproto.Conn
+}
+
+func (w replyCloser) Close() error {
+	if err := w.WriteCloser.Close(); err != nil {
+		return err
+	}
+	_, _, err := w.t.ReadResponse(250)
+	return err
+}
+
+// senderRefused classifies the relay's answer to MAIL FROM.
+func (r *Relay) senderRefused(ctx context.Context, from string, err error) result {
+	res := r.failure(ctx, err, false)
+	if IsPermanent(res.err) {
+		// A relay refusing our sender (530 authentication required,
+		// 554 sender not verified) is refusing its configuration, not
+		// this message: keep it temporary so messages wait for the fix.
+		res.err = fmt.Errorf("mailer: relay %s refused the sender %s (check the relay account): %w", r.addr, from, err)
+	}
+	return res
 }
 
 // failure classifies err from a step of a transaction; dataStarted tells
@@ -461,6 +550,16 @@ func (r *Relay) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("mailer: connect to %s: %w", r.addr, err)
 	}
 	c := &conn{id: r.nextID.Add(1), smtp: sc, raw: raw}
+	if ok, _ := sc.Extension("PIPELINING"); ok {
+		c.pipelining = true
+		// What go-mail's Mail adds (we set no DSN).
+		if ok, _ := sc.Extension("8BITMIME"); ok {
+			c.mailParams += " BODY=8BITMIME"
+		}
+		if ok, _ := sc.Extension("SMTPUTF8"); ok {
+			c.mailParams += " SMTPUTF8"
+		}
+	}
 	r.log.Debug("connected", "conn", c.id)
 	return c, nil
 }
