@@ -23,15 +23,30 @@ func (s *Set) RenderInvite(data Invite) (text, html string, err error) {
 	key := data
 	key.AttendeeName = ""
 	if r, ok := s.invites.Get(key); ok {
-		return r[0], r[1], nil
+		return r.text, r.html, nil
 	}
 	if text, html, err = s.Render("invite", data); err != nil {
 		return "", "", err
 	}
-	if len(text)+len(html) <= maxInviteCacheBytes/16 { // one huge event is not worth a sixteenth of the cache
-		s.invites.Put(key, [2]string{text, html})
+	r := rendered{text, html, len(text) + len(html) + key.size()}
+	if r.size <= maxInviteCacheBytes/16 { // one huge event is not worth a sixteenth of the cache
+		s.invites.Put(key, r)
 	}
 	return text, html, nil
+}
+
+// rendered is a kept rendering; size counts its key's strings too, which
+// the cache holds as well and which can be as long as the text (the
+// description).
+type rendered struct {
+	text, html string
+	size       int
+}
+
+// size is what the strings of an Invite used as a key hold.
+func (k Invite) size() int {
+	return len(k.Kind) + len(k.Summary) + len(k.When) + len(k.Location) + len(k.Description) +
+		len(k.Organizer) + len(k.AttendeeName) + len(k.Occurrence)
 }
 
 // initInviteCache decides whether the invite templates see AttendeeName.
@@ -49,7 +64,7 @@ func (s *Set) initInviteCache() {
 	}
 	s.invitesNamed = mayRead(trees, "AttendeeName")
 	s.invites.Max, s.invites.MaxSize = maxInviteCache, maxInviteCacheBytes
-	s.invites.Size = func(r [2]string) int { return len(r[0]) + len(r[1]) }
+	s.invites.Size = func(r rendered) int { return r.size }
 }
 
 // mayRead reports whether any of trees may read field of its data: it

@@ -3,6 +3,7 @@ package templates
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,5 +75,22 @@ func TestRenderInvite_Cache(t *testing.T) {
 	}
 	if s.invitesNamed {
 		t.Error(`{{template "x" .}} counted as reading the name`)
+	}
+}
+
+// A kept rendering counts its key's strings against the byte budget too:
+// the description is held once in the key besides its rendered copies.
+func TestRenderInvite_CacheCountsKey(t *testing.T) {
+	s, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := strings.Repeat("agenda ", 2000)
+	text, html, err := s.RenderInvite(Invite{Kind: "invite", Summary: "Planning", Description: desc, Organizer: "Ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, rendered := s.invites.Held(), len(text)+len(html); held-rendered < len(desc) {
+		t.Errorf("the cache counts %d bytes for %d rendered and a %d-byte description in its key", held, rendered, len(desc))
 	}
 }

@@ -44,7 +44,7 @@ type Set struct {
 
 	// invites keeps rendered invites (see RenderInvite); invitesNamed: the
 	// invite templates can see AttendeeName, so nothing is kept.
-	invites      memo.Cache[Invite, [2]string]
+	invites      memo.Cache[Invite, rendered]
 	invitesNamed bool
 }
 
