@@ -160,14 +160,14 @@ func (e *encoder) collectZones(c *Calendar) {
 // same one.
 func generatedVTimezone(tzid string, year int) (string, bool) {
 	key := zoneKey{tzid, year}
-	if r, ok := vtzCache.Get(key); ok {
+	if r, ok := vtzGenerated.Get(key); ok {
 		return r.text, r.ok
 	}
 	var r vtzResult
 	if text, ok := VTimezone(tzid, year); ok {
 		r.text, r.ok = reencodeVTimezoneNow(text, tzid)
 	}
-	vtzCache.Put(key, r)
+	vtzGenerated.Put(key, r)
 	return r.text, r.ok
 }
 
@@ -184,11 +184,11 @@ func reencodeVTimezone(text, tzid string) (string, bool) {
 		return reencodeVTimezoneNow(text, tzid)
 	}
 	key := tzid + "\x00" + text
-	if r, ok := vtzCache.Get(key); ok {
+	if r, ok := vtzSent.Get(key); ok {
 		return r.text, r.ok
 	}
 	s, ok := reencodeVTimezoneNow(text, tzid)
-	vtzCache.Put(key, vtzResult{s, ok})
+	vtzSent.Put(key, vtzResult{s, ok})
 	return s, ok
 }
 
@@ -197,9 +197,13 @@ type vtzResult struct {
 	ok   bool
 }
 
-// vtzCache maps tzid NUL text (a zone an organizer sent) or a zoneKey (one
-// we generate) to its vtzResult.
-var vtzCache = memo.Cache[any, vtzResult]{Max: 512}
+// vtzSent maps tzid NUL text, a zone an organizer sent, to its vtzResult,
+// and vtzGenerated a zone we generate. Apart, so that organizers sending
+// many zones cannot push out the generated ones every fan-out uses.
+var (
+	vtzSent      = memo.Cache[string, vtzResult]{Max: 512}
+	vtzGenerated = memo.Cache[zoneKey, vtzResult]{Max: 512}
+)
 
 // maxVTZCacheText bounds the text of a zone kept (real zones are a few
 // hundred bytes to a few KiB).

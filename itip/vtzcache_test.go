@@ -1,6 +1,7 @@
 package itip
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -19,7 +20,7 @@ func TestReencodeVTimezone_CachedSameAsFresh(t *testing.T) {
 			t.Fatalf("cached: %v %q, want %q", ok, got, fresh)
 		}
 	}
-	if _, ok := vtzCache.Get("Europe/Berlin\x00" + text); !ok {
+	if _, ok := vtzSent.Get("Europe/Berlin\x00" + text); !ok {
 		t.Error("the re-encoded zone was not kept")
 	}
 	// A mismatched TZID is refused, cached or not.
@@ -31,7 +32,7 @@ func TestReencodeVTimezone_CachedSameAsFresh(t *testing.T) {
 	// A huge text is not kept.
 	huge := strings.Replace(text, "BEGIN:VTIMEZONE", "BEGIN:VTIMEZONE\r\nX-PAD:"+strings.Repeat("x", maxVTZCacheText), 1)
 	reencodeVTimezone(huge, "Europe/Berlin")
-	if _, ok := vtzCache.Get("Europe/Berlin\x00" + huge); ok {
+	if _, ok := vtzSent.Get("Europe/Berlin\x00" + huge); ok {
 		t.Error("a text over maxVTZCacheText was cached")
 	}
 }
@@ -53,7 +54,24 @@ func TestGeneratedVTimezone_CachedSameAsFresh(t *testing.T) {
 	if _, ok := generatedVTimezone("Nowhere/Atlantis", 2027); ok {
 		t.Error("a zone for an unknown TZID")
 	}
-	if _, ok := vtzCache.Get(zoneKey{"America/New_York", 2027}); !ok {
+	if _, ok := vtzGenerated.Get(zoneKey{"America/New_York", 2027}); !ok {
 		t.Error("the generated zone was not kept")
+	}
+}
+
+// Zones organizers send, however many, leave the generated ones kept.
+func TestGeneratedVTimezone_SurvivesSentZones(t *testing.T) {
+	if _, ok := generatedVTimezone("Asia/Tokyo", 2028); !ok {
+		t.Fatal("no zone for Asia/Tokyo")
+	}
+	text, ok := VTimezone("Europe/Berlin", 2026)
+	if !ok {
+		t.Fatal("no VTIMEZONE for Europe/Berlin")
+	}
+	for i := range vtzSent.Max + 1 {
+		reencodeVTimezone(text+fmt.Sprintf("X-N:%d\r\n", i), "Europe/Berlin")
+	}
+	if _, ok := vtzGenerated.Get(zoneKey{"Asia/Tokyo", 2028}); !ok {
+		t.Error("organizers' zones pushed out a generated one")
 	}
 }
