@@ -109,8 +109,7 @@ func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
 		}
 	}
 	if err != nil {
-		p.bulk.Delete(calKey{j.Message, b.Part}) // no batch will follow
-		return p.bulkReport(j, b, err)
+		return p.bulkReport(j, b, err) // its rejection or burial forgets the rows
 	}
 	b.Total = len(rows)
 	return nil

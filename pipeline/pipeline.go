@@ -579,14 +579,21 @@ func (p *Pipeline) rejected(tx *store.Tx, j *store.Job, rej *Rejection) error {
 	return p.note(tx, j, store.MessageRejected, rej.Reason)
 }
 
-// forget lets go, once tx commits, of the calendar parse handed off for
-// command job j, which is done with it.
+// forget lets go, once tx commits, of what was kept for job j, which is
+// done with it: the calendar parse handed off for a command, the rows read
+// from a bulk file. (The stages that finish a job normally let go of it
+// themselves, knowing its part: create, and bulk's last batch.)
 func (p *Pipeline) forget(tx *store.Tx, j *store.Job) {
 	switch j.Kind {
 	case kindRequest, kindCancel, kindReply:
 		if c, err := decode[commandJob](j); err == nil {
 			k := calKey{j.Message, c.Part}
 			tx.OnCommit(func() { p.handoff.Delete(k) })
+		}
+	case kindBulk:
+		if b, err := decode[bulkJob](j); err == nil {
+			k := calKey{j.Message, b.Part}
+			tx.OnCommit(func() { p.bulk.Delete(k) })
 		}
 	}
 }

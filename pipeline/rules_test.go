@@ -508,3 +508,36 @@ func TestBulk_RowsKeptOrReadAgain(t *testing.T) {
 		t.Fatalf("read again: %+v, %q, %v", again, b.Filename, err)
 	}
 }
+
+// TestBulk_RowsForgotten: the rows read from a bulk file are let go of
+// when the job ends without its last batch: rejected (a file of no rows,
+// which is read first), or buried after its last attempt (forget, which
+// burial calls like rejection does).
+func TestBulk_RowsForgotten(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.register(testdata(t, weekly))
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.BulkAuthorized = true })
+	m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "empty.csv", []byte("uid,email,name\r\n"))))
+	if m.Status != store.MessageRejected || !strings.Contains(lastNote(m), "no rows") {
+		t.Fatalf("a file of no rows: %s %q", m.Status, lastNote(m))
+	}
+	if n := h.p.bulk.Len(); n != 0 {
+		t.Errorf("%d files' rows kept after the rejection", n)
+	}
+
+	h.stop()
+	id := h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte("ev1,ann@example.com,Ann\r\n")))
+	if _, err := h.p.bulkRows(id, &bulkJob{Part: 0}); err != nil || h.p.bulk.Len() != 1 {
+		t.Fatalf("rows not kept: %v", err)
+	}
+	j, err := newJob(kindBulk, id, bulkJob{Part: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.db.Update(context.Background(), func(tx *store.Tx) error { h.p.forget(tx, j); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.p.bulk.Len(); n != 0 {
+		t.Errorf("%d files' rows kept after forget", n)
+	}
+}
