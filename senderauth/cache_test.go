@@ -117,23 +117,36 @@ func TestCache_Concurrent(t *testing.T) {
 	dns.SetTXT("example.com", "v=spf1 -all")
 	c := NewCache(dns, time.Hour, 0)
 	var wg sync.WaitGroup
-	var started atomic.Int64
+	var waiting atomic.Int64
 	for range 16 {
 		wg.Go(func() {
-			started.Add(1)
-			if v, err := c.LookupTXT(context.Background(), "example.com"); err != nil || len(v) != 1 {
+			ctx := watchedCtx{context.Background(), &waiting}
+			if v, err := c.LookupTXT(ctx, "example.com"); err != nil || len(v) != 1 {
 				t.Errorf("lookup: %q, %v", v, err)
 			}
 		})
 	}
-	// Every caller is on its way while the one query is held back; once it
-	// is answered, callers share its answer or find it cached.
-	waitFor(t, "16 callers and a query", func() bool { return started.Load() == 16 && dns.n.Load() >= 1 })
+	// Every caller waits for an answer (it has asked its context when to
+	// give up) while the query is held back; once it is answered, they
+	// must all have shared one.
+	waitFor(t, "16 callers waiting", func() bool { return waiting.Load() >= 16 })
 	close(dns.hold)
 	wg.Wait()
 	if n := dns.n.Load(); n != 1 {
 		t.Errorf("%d upstream lookups for 16 callers of one name at once, want them to share one", n)
 	}
+}
+
+// watchedCtx counts the calls of Done: a caller asks it when it starts to
+// wait.
+type watchedCtx struct {
+	context.Context
+	n *atomic.Int64
+}
+
+func (c watchedCtx) Done() <-chan struct{} {
+	c.n.Add(1)
+	return c.Context.Done()
 }
 
 // TestCache_CallerGivesUp: a caller whose context ends gets its error at
