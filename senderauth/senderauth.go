@@ -76,11 +76,17 @@ type SPF struct {
 // sender is still connected, when c will use the result: with policy none
 // or a trusted Authentication-Results it looks nothing up and returns "".
 func (c *Checker) SPFAtData(ctx context.Context, ip net.IP, helo, mailFrom string) (result, domain string) {
-	if c.Policy == PolicyNone || c.TrustedAuthServID != "" {
+	if !c.UsesSPFAtData() {
 		return "", ""
 	}
 	r := CheckSPF(ctx, c.Resolver, ip, helo, mailFrom)
 	return r.Result, r.Domain
+}
+
+// UsesSPFAtData reports whether c uses what SPFAtData finds: not with
+// policy none, nor when it trusts another server's Authentication-Results.
+func (c *Checker) UsesSPFAtData() bool {
+	return c.Policy != PolicyNone && c.TrustedAuthServID == ""
 }
 
 // CheckSPF checks whether ip may send for mailFrom's domain (HELO's when

@@ -155,6 +155,10 @@ func TestSPFAtData(t *testing.T) {
 		if r != c.want || d != c.domain {
 			t.Errorf("policy %s, trusted %q: %q %q, want %q %q", c.checker.Policy, c.checker.TrustedAuthServID, r, d, c.want, c.domain)
 		}
+		// The listener skips the call (and its timer) when it finds nothing.
+		if uses := c.checker.UsesSPFAtData(); uses != (c.want != "") {
+			t.Errorf("policy %s, trusted %q: UsesSPFAtData %v, yet SPFAtData found %q", c.checker.Policy, c.checker.TrustedAuthServID, uses, r)
+		}
 	}
 }
 

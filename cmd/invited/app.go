@@ -141,6 +141,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	plain, tagged := a.pl.Mailboxes()
+	var checkSPF func(context.Context, net.IP, string, string) (string, string)
+	if checker.UsesSPFAtData() {
+		checkSPF = checker.SPFAtData
+	}
 	a.smtp, err = smtpd.New(smtpd.Config{
 		Domain:             cfg.Domain,
 		Hostname:           cfg.Hostname,
@@ -155,7 +159,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		ReadTimeout:        time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:       time.Duration(cfg.SMTPTimeout),
 		TLS:                tlsCfg,
-		CheckSPF:           checker.SPFAtData,
+		CheckSPF:           checkSPF,
 	}, queue{a.pl}, log.With("component", "smtpd"))
 	if err != nil {
 		return nil, err
