@@ -23,6 +23,14 @@ import (
 // and one of smaps only past the budget.
 const mappedEvery = 10 * time.Millisecond
 
+// mappedIdleLooks is how many looks in a row that find no transaction
+// open or begun since the one before make the watcher sleep until the next
+// transaction: pages are mapped only by reading them in one, so an idle
+// daemon needs no looks, and wakes no core a hundred times a second for
+// them. (An open transaction keeps it looking: one long read, a report of
+// a million attendees, maps pages all along.)
+const mappedIdleLooks = 10
+
 // watchMapped checks the database's mapped pages in memory every
 // interval until the store closes, and lets them go past budget bytes.
 func (db *DB) watchMapped(budget int64, interval time.Duration) {
@@ -34,13 +42,59 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 	defer st.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var seen uint64
+	idle := 0
 	for {
 		select {
 		case <-db.closing:
 			return
 		case <-t.C:
 		}
+		if n := db.txns.Load(); n != seen || db.open.Load() > 0 {
+			seen, idle = n, 0
+		} else if idle++; idle < mappedIdleLooks {
+			continue
+		} else {
+			t.Stop()
+			if !db.parkWatcher(seen) {
+				return
+			}
+			t.Reset(interval)
+			idle = 0
+			continue
+		}
+		db.looks.Add(1)
 		db.checkMapped(budget, st)
+	}
+}
+
+// parkWatcher waits until a transaction begins after the seen-th, and
+// reports false if the store closes first.
+func (db *DB) parkWatcher(seen uint64) bool {
+	db.parked.Store(true)
+	defer db.parked.Store(false)
+	if db.txns.Load() != seen || db.open.Load() > 0 {
+		return true // one began before the flag was up
+	}
+	select {
+	case <-db.wakeWatcher:
+		db.watcherWakes.Add(1)
+		return true
+	case <-db.closing:
+		return false
+	}
+}
+
+// began counts a transaction for the watcher, and wakes it if it sleeps;
+// ended counts its end.
+func (db *DB) began() {
+	db.open.Add(1)
+	db.txns.Add(1)
+	if db.parked.Load() {
+		select {
+		case db.wakeWatcher <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -80,3 +134,5 @@ func (db *DB) releaseMapped() error {
 
 // Released is how many times the mapped pages were let go.
 func (db *DB) Released() int64 { return db.released.Load() }
+
+func (db *DB) ended() { db.open.Add(-1) }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestReleaseMapped: letting the mapped pages go shrinks the resident set
@@ -80,4 +82,54 @@ func TestReleaseMapped(t *testing.T) {
 	if db.Released() != 1 {
 		t.Errorf("Released() = %d", db.Released())
 	}
+}
+
+// TestWatcherSleepsWhileIdle: with no transactions the watcher stops
+// looking, and the next transaction wakes it.
+func TestWatcherSleepsWhileIdle(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	eventually("sleep while idle", db.parked.Load)
+	if n := db.watcherWakes.Load(); n != 0 {
+		t.Fatalf("woken %d times with nothing read", n)
+	}
+	if err := db.View(func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually("wake on a read", func() bool { return db.watcherWakes.Load() == 1 })
+	eventually("sleep again", db.parked.Load)
+	if err := db.Update(context.Background(), func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually("wake on a write", func() bool { return db.watcherWakes.Load() == 2 })
+
+	// A long read keeps it looking while it lasts.
+	eventually("sleep again", db.parked.Load)
+	release := make(chan struct{})
+	var releasing sync.Once
+	free := func() { releasing.Do(func() { close(release) }) }
+	defer free() // before Close, which waits for the read
+	reading := make(chan error, 1)
+	go func() { reading <- db.View(func(*Tx) error { <-release; return nil }) }()
+	eventually("wake on a read", func() bool { return db.watcherWakes.Load() == 3 })
+	looks := db.looks.Load()
+	eventually("looks all along the read", func() bool { return db.looks.Load() >= looks+3*mappedIdleLooks })
+	free()
+	if err := <-reading; err != nil {
+		t.Fatal(err)
+	}
+	eventually("sleep after the read", db.parked.Load)
 }

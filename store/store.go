@@ -86,7 +86,16 @@ type DB struct {
 
 	released atomic.Int64   // see releaseMapped
 	watching sync.WaitGroup // watchMapped, waited for by Close
-	mapName  string         // the file as /proc/self/smaps names it
+	// txns counts the transactions begun and open those not yet ended,
+	// for the watcher, which sleeps (parked) while none are open or begin,
+	// until began wakes it (see mapped.go).
+	txns         atomic.Uint64
+	open         atomic.Int64
+	parked       atomic.Bool
+	wakeWatcher  chan struct{}
+	watcherWakes atomic.Int64 // times it was woken
+	looks        atomic.Int64 // times it looked
+	mapName      string       // the file as /proc/self/smaps names it
 	// otherFile is the watcher's last count of file-backed resident bytes
 	// that were not the database's (only the watcher uses it).
 	otherFile int64
@@ -115,15 +124,16 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db := &DB{
-		bolt:     bdb,
-		maxBatch: opts.MaxBatch,
-		linger:   opts.Linger,
-		reqs:     make(chan *request),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
-		wakes:    make(map[string]chan struct{}),
-		qlen:     make(map[string]*atomic.Int64),
-		events:   memo.Cache[string, sharedEvent]{Max: maxSharedEvents, MaxSize: maxSharedBytes, Size: func(e sharedEvent) int { return 2 * len(e.data) }},
+		bolt:        bdb,
+		maxBatch:    opts.MaxBatch,
+		linger:      opts.Linger,
+		reqs:        make(chan *request),
+		closing:     make(chan struct{}),
+		done:        make(chan struct{}),
+		wakeWatcher: make(chan struct{}, 1),
+		wakes:       make(map[string]chan struct{}),
+		qlen:        make(map[string]*atomic.Int64),
+		events:      memo.Cache[string, sharedEvent]{Max: maxSharedEvents, MaxSize: maxSharedBytes, Size: func(e sharedEvent) int { return 2 * len(e.data) }},
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 1000
@@ -247,6 +257,8 @@ func (db *DB) update(ctx context.Context, r *request) error {
 
 // View runs fn in a read-only transaction. Write methods return ErrReadOnly.
 func (db *DB) View(fn func(*Tx) error) error {
+	db.began()
+	defer db.ended()
 	return db.bolt.View(func(btx *bolt.Tx) error {
 		return fn(&Tx{db: db, tx: btx})
 	})
@@ -315,6 +327,7 @@ func (db *DB) run(batch []*request) {
 		var hooks []func()
 		start := time.Now()
 		var ran time.Duration
+		db.began()
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
 			defer func() { ran = time.Since(start) }()
 			fillAppended(btx)
@@ -329,6 +342,7 @@ func (db *DB) run(batch []*request) {
 			}
 			return nil
 		})
+		db.ended()
 		db.fnTime.Add(int64(ran))
 		db.wrTime.Add(int64(time.Since(start) - ran))
 		if failed >= 0 {
