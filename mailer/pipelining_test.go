@@ -112,10 +112,10 @@ func scriptResultOf(t *testing.T, done <-chan scriptResult) []string {
 }
 
 // A relay offering PIPELINING gets MAIL, RCPT and DATA before it answers
-// any of them. This one waits for all three: a client waiting for the
+// any of them, MAIL with the parameters go-mail gives it unpipelined. This one waits for all three: a client waiting for the
 // reply to MAIL first would time out.
 func TestRelay_PipelinesOneRecipient(t *testing.T) {
-	addr, done := startScripted(t, []string{"PIPELINING", "8BITMIME"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
+	addr, done := startScripted(t, []string{"PIPELINING", "8BITMIME", "SMTPUTF8"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
 		lines, err := readLines(br, 3)
 		if err != nil {
 			return lines, err
@@ -136,7 +136,7 @@ func TestRelay_PipelinesOneRecipient(t *testing.T) {
 		t.Fatalf("Send: %v", err)
 	}
 	lines := scriptResultOf(t, done)
-	want := []string{"MAIL FROM:<" + from + "> BODY=8BITMIME", "RCPT TO:<a@example.net>", "DATA", "Message-ID: <msg-1@invited.test>"}
+	want := []string{"MAIL FROM:<" + from + "> BODY=8BITMIME SMTPUTF8", "RCPT TO:<a@example.net>", "DATA", "Message-ID: <msg-1@invited.test>"}
 	if len(lines) < len(want) || !slices.Equal(lines[:len(want)], want) {
 		t.Errorf("relay received %q, want it to start with %q", lines, want)
 	}
@@ -199,6 +199,25 @@ func TestRelay_DataOpenedAfterRefusalSendsNothing(t *testing.T) {
 	var pe *mailer.PermanentError
 	if !errors.As(err, &pe) || pe.Code != 550 || !slices.Equal(pe.Recipients, []string{"gone@example.net"}) {
 		t.Fatalf("Send = %v, want a PermanentError 550 for gone@example.net", err)
+	}
+	scriptResultOf(t, done)
+}
+
+// A reply code outside 2xx-5xx to RCPT is a broken relay, not a refusal:
+// a temporary error, like any protocol error, and never a nil one.
+func TestRelay_PipelinedOddReplyCode(t *testing.T) {
+	addr, done := startScripted(t, []string{"PIPELINING"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
+		lines, err := readLines(br, 3)
+		if err != nil {
+			return lines, err
+		}
+		_, err = io.WriteString(w, "250 ok\r\n650 what\r\n503 no recipients\r\n")
+		return lines, err
+	})
+	r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: 2 * time.Second})
+	err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1))
+	if err == nil || mailer.IsPermanent(err) || !strings.Contains(err.Error(), "650") {
+		t.Fatalf("Send = %v, want a temporary error naming the 650", err)
 	}
 	scriptResultOf(t, done)
 }

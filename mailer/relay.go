@@ -293,6 +293,9 @@ func (r *Relay) deliverPipelined(ctx context.Context, c *conn, from, to string, 
 	}
 	var errs [3]error
 	for i, code := range [3]int{250, 25, 354} {
+		if err := c.arm(ctx, r.timeout); err != nil { // each reply its own time, as unpipelined
+			return r.failure(ctx, err, false)
+		}
 		if _, _, err := t.ReadResponse(code); err != nil {
 			if replyCode(err) == 0 { // I/O or protocol error: the replies are lost
 				return r.failure(ctx, err, false)
@@ -310,7 +313,7 @@ func (r *Relay) deliverPipelined(ctx context.Context, c *conn, from, to string, 
 			return r.rset(ctx, c, r.failure(ctx, dataErr, false))
 		}
 		return r.body(ctx, c, replyCloser{t.DotWriter(), t}, msg)
-	case code >= 500:
+	case code >= 500 && code <= 599:
 		res = result{err: permanent(rcptErr, []string{to})}
 	case code >= 400 && code != 421:
 		res = result{err: fmt.Errorf("mailer: %s refused a recipient for now: %w", r.addr, rcptErr)}
