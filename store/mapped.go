@@ -52,35 +52,45 @@ func (db *DB) watchMapped(budget int64, interval time.Duration) {
 		}
 		if n := db.txns.Load(); n != seen || db.open.Load() > 0 {
 			seen, idle = n, 0
-		} else if idle++; idle < mappedIdleLooks {
-			continue
 		} else {
+			idle++
+		}
+		switch {
+		case idle >= mappedIdleLooks:
 			t.Stop()
 			if !db.parkWatcher(seen) {
 				return
 			}
 			t.Reset(interval)
 			idle = 0
-			continue
+		case idle <= 1: // a transaction since the last look, or the look after its end
+			db.looks.Add(1)
+			db.checkMapped(budget, st)
 		}
-		db.looks.Add(1)
-		db.checkMapped(budget, st)
 	}
 }
 
 // parkWatcher waits until a transaction begins after the seen-th, and
 // reports false if the store closes first.
 func (db *DB) parkWatcher(seen uint64) bool {
+	select {
+	case <-db.wakeWatcher: // left by a transaction that began as it last woke
+	default:
+	}
 	db.parked.Store(true)
-	defer db.parked.Store(false)
+	woken := func() bool {
+		db.parked.Store(false)
+		db.watcherWakes.Add(1)
+		return true
+	}
 	if db.txns.Load() != seen || db.open.Load() > 0 {
-		return true // one began before the flag was up
+		return woken() // one began before the flag was up
 	}
 	select {
 	case <-db.wakeWatcher:
-		db.watcherWakes.Add(1)
-		return true
+		return woken()
 	case <-db.closing:
+		db.parked.Store(false)
 		return false
 	}
 }

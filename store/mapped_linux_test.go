@@ -127,6 +127,9 @@ func TestWatcherSleepsWhileIdle(t *testing.T) {
 	eventually("wake on a read", func() bool { return db.watcherWakes.Load() == 3 })
 	looks := db.looks.Load()
 	eventually("looks all along the read", func() bool { return db.looks.Load() >= looks+3*mappedIdleLooks })
+	if n := db.watcherWakes.Load(); n != 3 {
+		t.Errorf("went to sleep %d times while the read was open", n-3)
+	}
 	free()
 	if err := <-reading; err != nil {
 		t.Fatal(err)
