@@ -153,21 +153,33 @@ func fanoutTimeout(n int) time.Duration {
 	return time.Minute + time.Duration(n)*50*time.Millisecond
 }
 
-// readLatency makes n sequential GETs of path and summarizes their
-// latency (after a few unmeasured ones).
-func readLatency(ctx context.Context, api *apiClient, path string, n int) (lat Latency, size int, err error) {
-	for range 20 {
-		if size, err = api.getDiscard(ctx, path); err != nil {
-			return Latency{}, 0, err
+// readLatencies makes n sequential GETs of each of paths, in turns (the
+// first of a turn moving on by one each time), and summarizes their
+// latency per path (after a few unmeasured ones). In turns, so that what
+// else the daemon does meanwhile (the last send records of a fan-out, a
+// collection) falls on every path alike: the paths are compared.
+func readLatencies(ctx context.Context, api *apiClient, paths []string, n int) (lats []Latency, sizes []int, err error) {
+	sizes = make([]int, len(paths))
+	for i, path := range paths {
+		for range 20 {
+			if sizes[i], err = api.getDiscard(ctx, path); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
-	lats := make([]time.Duration, 0, n)
-	for range n {
-		t := time.Now()
-		if _, err := api.getDiscard(ctx, path); err != nil {
-			return Latency{}, 0, err
+	took := make([][]time.Duration, len(paths))
+	for round := range n {
+		for k := range paths {
+			i := (round + k) % len(paths)
+			t := time.Now()
+			if _, err := api.getDiscard(ctx, paths[i]); err != nil {
+				return nil, nil, err
+			}
+			took[i] = append(took[i], time.Since(t))
 		}
-		lats = append(lats, time.Since(t))
 	}
-	return latencyOf(lats), size, nil
+	for _, d := range took {
+		lats = append(lats, latencyOf(d))
+	}
+	return lats, sizes, nil
 }

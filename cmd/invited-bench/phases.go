@@ -389,13 +389,17 @@ func (m *mainRun) reads(ctx context.Context) error {
 		{What: "attendees page, event of " + fmt.Sprint(m.o.Big), Path: "/event/" + big + "/attendees?limit=50", Attendees: m.o.Big},
 		{What: fmt.Sprintf("system statistics, %d events", c.Events), Path: "/system/statistics", Events: c.Events},
 	}
+	paths := make([]string, len(reads))
+	for i, r := range reads {
+		paths[i] = r.Path
+	}
+	m.prog.Update("%d GETs of each of %d paths, in turns", m.o.Reads, len(paths))
+	lats, sizes, err := readLatencies(ctx, m.d.api, paths, m.o.Reads)
+	if err != nil {
+		return err
+	}
 	for i := range reads {
-		r := &reads[i]
-		m.prog.Update("GET %s", r.Path)
-		r.Requests = m.o.Reads
-		if r.Latency, r.Bytes, err = readLatency(ctx, m.d.api, r.Path, m.o.Reads); err != nil {
-			return err
-		}
+		reads[i].Requests, reads[i].Latency, reads[i].Bytes = m.o.Reads, lats[i], sizes[i]
 	}
 	m.res.Reads = reads
 	return nil

@@ -388,7 +388,7 @@ func printTable(w io.Writer, r *Result) {
 	}
 
 	if len(r.Reads) > 0 {
-		section("5. HTTP read latency (sequential GETs, one keep-alive connection)")
+		section("5. HTTP read latency (sequential GETs, one keep-alive connection, the paths in turns)")
 		fmt.Fprintln(tw, "what\trequests\tp50 ms\tp99 ms\tmax ms\tbytes\t")
 		for _, f := range r.Reads {
 			fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.2f\t%d\t\n", f.What, f.Requests, f.Latency.P50, f.Latency.P99, f.Latency.Max, f.Bytes)
