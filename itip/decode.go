@@ -522,16 +522,4 @@ func unfold(s string, maxLines int) (lines []string, truncated bool) {
 }
 
 // cleanLineControls drops ASCII control characters other than tab.
-func cleanLineControls(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if (r < 0x20 && r != '\t') || r == 0x7f {
-					return -1
-				}
-				return r
-			}, s)
-		}
-	}
-	return s
-}
+func cleanLineControls(s string) string { return dropControls(s, "\t") }

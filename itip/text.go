@@ -127,28 +127,23 @@ func paramText(s string) string {
 // and replaces invalid UTF-8; it is used for values that may not contain
 // line breaks at all.
 func stripControls(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if r < 0x20 || r == 0x7f {
-					return -1
-				}
-				return r
-			}, s)
-		}
-	}
-	return s
+	return dropControls(strings.ToValidUTF8(s, "\uFFFD"), "")
 }
 
 // cleanText is for decoded TEXT that we hand to callers: valid UTF-8, no
 // control characters but tab and newline.
 func cleanText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f {
+	return dropControls(strings.ToValidUTF8(s, "\uFFFD"), "\t\n")
+}
+
+// dropControls drops the ASCII control characters and DEL of s but those
+// in keep, returning s itself when it has none to drop.
+func dropControls(s, keep string) string {
+	drop := func(c byte) bool { return (c < 0x20 || c == 0x7f) && strings.IndexByte(keep, c) < 0 }
+	for i := 0; i < len(s); i++ { // bytes: every control character is one
+		if drop(s[i]) {
 			return strings.Map(func(r rune) rune {
-				if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+				if r < 0x80 && drop(byte(r)) {
 					return -1
 				}
 				return r
