@@ -221,3 +221,41 @@ func TestRelay_PipelinedOddReplyCode(t *testing.T) {
 	}
 	scriptResultOf(t, done)
 }
+
+// A relay without PIPELINING that refuses the one recipient: the refusal
+// is classified as with go-smtp's (which always offers PIPELINING), and
+// the transaction is reset, not the message sent.
+func TestRelay_UnpipelinedRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		reply     string
+		permanent bool
+	}{
+		{"550 5.1.1 no such user", true},
+		{"451 4.3.0 try later", false},
+	} {
+		t.Run(tt.reply[:3], func(t *testing.T) {
+			addr, done := startScripted(t, []string{"8BITMIME"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
+				var lines []string
+				for _, reply := range []string{"250 2.1.0 ok", tt.reply, "250 2.0.0 reset"} {
+					line, err := readLine(br)
+					if err != nil {
+						return lines, err
+					}
+					lines = append(lines, line)
+					if _, err := io.WriteString(w, reply+"\r\n"); err != nil {
+						return lines, err
+					}
+				}
+				return lines, nil
+			})
+			r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: 2 * time.Second})
+			err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1))
+			if err == nil || mailer.IsPermanent(err) != tt.permanent || !strings.Contains(err.Error(), tt.reply[:3]) {
+				t.Fatalf("Send = %v, want permanent %v naming %s", err, tt.permanent, tt.reply[:3])
+			}
+			if lines := scriptResultOf(t, done); len(lines) != 3 || lines[2] != "RSET" {
+				t.Errorf("relay received %q, want MAIL, RCPT, RSET", lines)
+			}
+		})
+	}
+}
