@@ -188,6 +188,13 @@ func decodeBytes(data []byte) string {
 	if utf8.Valid(data) {
 		return string(data)
 	}
+	// Some clients fold lines inside a multi-byte character, which RFC
+	// 5545 (section 3.1) asks readers to put back together: only the
+	// unfolded bytes read as UTF-8.
+	data = unfoldBytes(data)
+	if utf8.Valid(data) {
+		return string(data)
+	}
 	if !hasUTF8Sequence(data) {
 		if rd, err := charset.Reader("windows-1252", bytes.NewReader(data)); err == nil {
 			if b, err := io.ReadAll(rd); err == nil && utf8.Valid(b) {
@@ -196,6 +203,25 @@ func decodeBytes(data []byte) string {
 		}
 	}
 	return strings.ToValidUTF8(string(data), "\uFFFD")
+}
+
+// unfoldBytes removes each line break (CRLF or LF) followed by a space or
+// a tab, with that one space or tab: the unfolding of RFC 5545 section
+// 3.1, done on bytes.
+func unfoldBytes(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 || i+1 == len(b) {
+			return append(out, b...)
+		}
+		if c := b[i+1]; c != ' ' && c != '\t' {
+			out, b = append(out, b[:i+1]...), b[i+1:]
+			continue
+		}
+		out = append(out, bytes.TrimSuffix(b[:i], []byte("\r"))...)
+		b = b[i+2:]
+	}
 }
 
 func hasUTF8Sequence(b []byte) bool {

@@ -376,6 +376,14 @@ func TestParseCalendar_Structure(t *testing.T) {
 			t.Errorf("summary = %q", got)
 		}
 	})
+	t.Run("folded inside a UTF-8 character", func(t *testing.T) {
+		// "Réunion à 東京" folded between the two bytes of é, after the
+		// first two of 東, and (LF only, then a tab) between those of à.
+		c := mustParse(t, "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nSUMMARY:R\xc3\r\n \xa9union \xc3\n\t\xa0 \xe6\x9d\r\n \xb1\xe4\xba\xac\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+		if got := c.Events[0].Summary; got != "Réunion à 東京" {
+			t.Errorf("summary = %q", got)
+		}
+	})
 	t.Run("UTF-8 with a stray byte", func(t *testing.T) {
 		c := mustParse(t, "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\nSUMMARY:événement \xff\nEND:VEVENT\nEND:VCALENDAR\n")
 		if got := c.Events[0].Summary; got != "événement \uFFFD" {
