@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"time"
 
@@ -153,8 +154,9 @@ func fanoutTimeout(n int) time.Duration {
 	return time.Minute + time.Duration(n)*50*time.Millisecond
 }
 
-// readLatencies makes n sequential GETs of each of paths, in turns (the
-// first of a turn moving on by one each time), and summarizes their
+// readLatencies makes n sequential GETs of each of paths, in turns (each
+// turn in a new shuffled order, so that no path always follows the same
+// one), and summarizes their
 // latency per path (after a few unmeasured ones). In turns, so that what
 // else the daemon does meanwhile (the last send records of a fan-out, a
 // collection) falls on every path alike: the paths are compared.
@@ -168,9 +170,14 @@ func readLatencies(ctx context.Context, api *apiClient, paths []string, n int) (
 		}
 	}
 	took := make([][]time.Duration, len(paths))
-	for round := range n {
-		for k := range paths {
-			i := (round + k) % len(paths)
+	order := make([]int, len(paths))
+	for i := range order {
+		order[i] = i
+	}
+	rng := rand.New(rand.NewPCG(1, 2)) // the same orders every run
+	for range n {
+		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
 			t := time.Now()
 			if _, err := api.getDiscard(ctx, paths[i]); err != nil {
 				return nil, nil, err
