@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -343,5 +344,69 @@ func TestData_SPFStoredWithEnvelope(t *testing.T) {
 		if m.SPF != want || m.SPFDomain != domain {
 			t.Errorf("MAIL FROM %s: stored SPF %q for %q, want %q for %q", from, m.SPF, m.SPFDomain, want, domain)
 		}
+	}
+}
+
+// TestData_BDAT: the listener offers CHUNKING (RFC 3030), which Exchange
+// uses when offered; a message sent in BDAT chunks is stored byte for byte
+// (no dot-unstuffing, a lone dot line is data) like one sent with DATA.
+func TestData_BDAT(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{}, 0)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	// reply reads one reply, all its lines.
+	reply := func() string {
+		t.Helper()
+		var all string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply so far %q: %v", all, err)
+			}
+			all += line
+			if len(line) < 4 || line[3] != '-' {
+				return all
+			}
+		}
+	}
+	expect := func(cmd, want string) string {
+		t.Helper()
+		if cmd != "" {
+			io.WriteString(conn, cmd)
+		}
+		got := reply()
+		if !strings.HasPrefix(got, want) {
+			t.Fatalf("after %q: %q, want %s", cmd, got, want)
+		}
+		return got
+	}
+	expect("", "220")
+	if caps := expect("EHLO client.test\r\n", "250"); !strings.Contains(caps, "CHUNKING") {
+		t.Fatalf("EHLO: %q does not offer CHUNKING", caps)
+	}
+	expect("MAIL FROM:<a@example.org>\r\n", "250")
+	expect("RCPT TO:<create@invite.test>\r\n", "250")
+	part1 := "From: a@example.org\r\nSubject: chunked\r\n\r\n.a dot line, not stuffed\r\n"
+	part2 := ".\r\nafter a lone dot\r\n"
+	expect(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1), "250")
+	last := expect(fmt.Sprintf("BDAT %d LAST\r\n%s", len(part2), part2), "250")
+	_, id, ok := strings.Cut(strings.TrimSpace(last), "queued as ")
+	if !ok {
+		t.Fatalf("last chunk: %q", last)
+	}
+	var raw []byte
+	if err := db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(id); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "Received: from ") || !strings.HasSuffix(string(raw), part1+part2) {
+		t.Errorf("raw message:\n%q", raw)
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 1 {
+		t.Errorf("parse queue %d, want 1", n)
 	}
 }
