@@ -77,6 +77,7 @@ type burst struct {
 	holding  atomic.Bool  // the parse scheduler's last decision
 	holds    atomic.Int64 // bursts held back for
 	accepted atomic.Int64 // messages stored by Accept
+	left     atomic.Int64 // messages that left the inbound stages (worked's total)
 	// Only the parse scheduler touches these.
 	pace    float64   // messages worked per window when last working flat out
 	learned time.Time // when pace was last updated

@@ -369,6 +369,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 	defer func() {
 		if left {
 			p.burst.worked.add(time.Now())
+			p.burst.left.Add(1)
 		}
 	}()
 	// Sends finish in a trickle that nobody waits on: let their commits
@@ -427,7 +428,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			log.Debug("a stage run ahead failed; queuing its job", "stage", failed.r.stage, "err", failed.err)
 			failed.r.queue = true
 		}
-		whole = err == nil && inbound(st.name) && allAhead(next)
+		whole = err == nil && inbound(st.name) && allAhead(next) && !p.moreBatches(st.name, j, next)
 		return err
 	}()
 	if err == nil {
@@ -565,6 +566,23 @@ func allAhead(rs []*ranAhead) bool {
 		}
 	}
 	return true
+}
+
+// moreBatches reports whether a bulk file's batch, j done at stage or one
+// of the jobs run ahead of it, queued the next batch: the message has not
+// left the inbound stages yet.
+func (p *Pipeline) moreBatches(stage string, j *store.Job, ahead []*ranAhead) bool {
+	if stage == StageCreate && j.Kind == kindBulk {
+		if b, err := decode[bulkJob](j); err == nil && b.Next+p.cfg.FanoutBatch < b.Total {
+			return true
+		}
+	}
+	for _, r := range ahead {
+		if !r.queue && p.moreBatches(r.stage, r.job, r.next) {
+			return true
+		}
+	}
+	return false
 }
 
 // rejected writes the rejection of job j: what goes with it, and the
