@@ -229,36 +229,17 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 	if err := c.smtp.Mail("<" + from + ">"); err != nil {
 		return r.rset(ctx, c, r.senderRefused(ctx, from, err))
 	}
-	var (
-		refused   []string
-		refusal   error // the first 5xx reply to RCPT
-		tempError error // the first 4xx reply to RCPT
-	)
+	var replies rcptReplies
 	for _, rcpt := range to {
 		if err := c.arm(ctx, r.timeout); err != nil {
 			return r.failure(ctx, err, false)
 		}
-		err := c.smtp.Rcpt("<" + rcpt + ">")
-		switch code := replyCode(err); {
-		case err == nil:
-		case code >= 500 && code <= 599:
-			refused = append(refused, rcpt)
-			if refusal == nil {
-				refusal = err
-			}
-		case code >= 400 && code != 421:
-			if tempError == nil {
-				tempError = err
-			}
-		default:
+		if err := c.smtp.Rcpt("<" + rcpt + ">"); !replies.add(rcpt, err) {
 			return r.failure(ctx, err, false)
 		}
 	}
-	switch {
-	case tempError != nil:
-		return r.rset(ctx, c, result{err: fmt.Errorf("mailer: %s refused a recipient for now: %w", r.addr, tempError)})
-	case len(refused) == len(to):
-		return r.rset(ctx, c, result{err: permanent(refusal, refused)})
+	if res, stop := replies.stop(r.addr, len(to)); stop {
+		return r.rset(ctx, c, res)
 	}
 
 	if err := c.arm(ctx, r.timeout); err != nil {
@@ -271,10 +252,51 @@ func (r *Relay) deliver(ctx context.Context, c *conn, from string, to []string, 
 	if res := r.body(ctx, c, w, msg); res.err != nil {
 		return res
 	}
-	if len(refused) > 0 {
-		return result{err: permanent(refusal, refused)}
+	if len(replies.refused) > 0 {
+		return result{err: permanent(replies.refusal, replies.refused)}
 	}
 	return result{}
+}
+
+// rcptReplies gathers a relay's replies to RCPT.
+type rcptReplies struct {
+	refused []string
+	refusal error // the first 5xx reply
+	later   error // the first 4xx reply
+}
+
+// add notes err, the reply to RCPT for rcpt, and reports false when it is
+// no answer about the recipient (a 421, an I/O error): the connection
+// failed.
+func (v *rcptReplies) add(rcpt string, err error) bool {
+	switch code := replyCode(err); {
+	case err == nil:
+	case code >= 500 && code <= 599:
+		v.refused = append(v.refused, rcpt)
+		if v.refusal == nil {
+			v.refusal = err
+		}
+	case code >= 400 && code != 421:
+		if v.later == nil {
+			v.later = err
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// stop returns the result that ends the transaction before DATA, if one
+// does: a recipient refused for now holds the message back for all n (a
+// retry then reaches each once), and all n refused end it for good.
+func (v *rcptReplies) stop(addr string, n int) (result, bool) {
+	switch {
+	case v.later != nil:
+		return result{err: fmt.Errorf("mailer: %s refused a recipient for now: %w", addr, v.later)}, true
+	case len(v.refused) == n:
+		return result{err: permanent(v.refusal, v.refused)}, true
+	}
+	return result{}, false
 }
 
 // deliverPipelined runs one mail transaction for one recipient on c, which
@@ -304,21 +326,21 @@ func (r *Relay) deliverPipelined(ctx context.Context, c *conn, from, to string, 
 		}
 	}
 	mailErr, rcptErr, dataErr := errs[0], errs[1], errs[2]
-	var res result
-	switch code := replyCode(rcptErr); {
+	var (
+		res     result
+		replies rcptReplies
+	)
+	switch {
 	case mailErr != nil:
 		res = r.senderRefused(ctx, from, mailErr)
-	case rcptErr == nil:
-		if dataErr != nil {
-			return r.rset(ctx, c, r.failure(ctx, dataErr, false))
-		}
-		return r.body(ctx, c, replyCloser{t.DotWriter(), t}, msg)
-	case code >= 500 && code <= 599:
-		res = result{err: permanent(rcptErr, []string{to})}
-	case code >= 400 && code != 421:
-		res = result{err: fmt.Errorf("mailer: %s refused a recipient for now: %w", r.addr, rcptErr)}
-	default:
+	case !replies.add(to, rcptErr):
 		res = r.failure(ctx, rcptErr, false)
+	case rcptErr != nil:
+		res, _ = replies.stop(r.addr, 1) // the one recipient refused
+	case dataErr != nil:
+		return r.rset(ctx, c, r.failure(ctx, dataErr, false))
+	default:
+		return r.body(ctx, c, replyCloser{t.DotWriter(), t}, msg)
 	}
 	if dataErr == nil {
 		// The relay opened DATA for a transaction it had refused. Closing

@@ -138,18 +138,19 @@ func (p *Pipeline) sendBulkReport(tx *store.Tx, j *store.Job, b *bulkJob) error 
 // createBulk invites the rows of one batch, each under the same rules as
 // any invite plus: the event is the sender's own. It queues the next
 // batch, or the report after the last one.
-func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (outcome, error) {
 	b, err := decode[bulkJob](j)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	rows, err := p.bulkRows(j.Message, b)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
 	end := min(b.Next+p.cfg.FanoutBatch, len(rows))
 	batch := rows[b.Next:end]
-	return func(tx *store.Tx) error {
+	more := end < len(rows)
+	return outcome{more: more, apply: func(tx *store.Tx) error {
 		next := *b
 		next.Rows = append([]templates.BulkRow(nil), b.Rows...)
 		sender := strings.ToLower(b.From.Email)
@@ -186,7 +187,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 			}
 		}
 		next.Next = end
-		if end < len(rows) {
+		if more {
 			return p.enqueue(tx, StageCreate, kindBulk, j.Message, next)
 		}
 		// The last batch: the file's rows are no longer needed.
@@ -197,7 +198,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (func(*store.Tx
 			}
 		}
 		return p.processed(tx, j, "bulk invites from %s: %d rows, %d queued, %d rejected", b.Filename, next.Total, next.Queued, next.Rejected)
-	}, nil
+	}}, nil
 }
 
 // bulkInvite invites one row, or returns why not. An error is a store

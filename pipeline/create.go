@@ -19,7 +19,7 @@ import (
 // create applies a verified command, reply or invite to events, attendees
 // and statistics, and queues what must be sent. Everything happens in the
 // transaction that completes the job, so it is applied exactly once.
-func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) error, error) {
+func (p *Pipeline) create(ctx context.Context, j *store.Job) (outcome, error) {
 	var apply func(*store.Tx, *store.Job, *commandJob) error
 	switch j.Kind {
 	case kindRequest:
@@ -31,20 +31,20 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (func(*store.Tx) er
 	case kindBulk:
 		return p.createBulk(ctx, j)
 	default:
-		return nil, reject("unknown job kind %q", j.Kind)
+		return outcome{}, reject("unknown job kind %q", j.Kind)
 	}
 	c, err := p.command(j)
 	if err != nil {
-		return nil, err
+		return outcome{}, err
 	}
-	return func(tx *store.Tx) error {
+	return outcome{apply: func(tx *store.Tx) error {
 		if err := apply(tx, j, c); err != nil {
 			return err
 		}
 		// Done with the calendar parse handed off.
 		tx.OnCommit(func() { p.handoff.Delete(calKey{j.Message, c.Part}) })
 		return nil
-	}, nil
+	}}, nil
 }
 
 func (p *Pipeline) processed(tx *store.Tx, j *store.Job, format string, args ...any) error {

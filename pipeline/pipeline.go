@@ -230,6 +230,9 @@ type outcome struct {
 	apply func(*store.Tx) error
 	next  []*store.Job
 	to    string
+	// more: apply queues a later job of the same stage for the message
+	// (the next batch of a bulk file), which has not left the stage yet.
+	more bool
 }
 
 // only is a stage whose jobs pass nothing on but through what they write.
@@ -250,7 +253,7 @@ func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, 
 	p.stages = map[string]*stage{
 		StageParse:  {name: StageParse, step: p.parse},
 		StageVerify: {name: StageVerify, step: p.verify},
-		StageCreate: {name: StageCreate, step: only(p.create)},
+		StageCreate: {name: StageCreate, step: p.create},
 		StageStage:  {name: StageStage, step: only(p.fanout)},
 		StageSend:   {name: StageSend, step: only(p.send)},
 	}
@@ -428,7 +431,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			log.Debug("a stage run ahead failed; queuing its job", "stage", failed.r.stage, "err", failed.err)
 			failed.r.queue = true
 		}
-		whole = err == nil && inbound(st.name) && allAhead(next) && !p.moreBatches(st.name, j, next)
+		whole = err == nil && inbound(st.name) && !o.more && allAhead(next)
 		return err
 	}()
 	if err == nil {
@@ -486,6 +489,7 @@ type ranAhead struct {
 	write func(*store.Tx) error
 	next  []*ranAhead
 	queue bool
+	more  bool // see outcome
 }
 
 // queued is jobs passed on to stage to, to be queued there.
@@ -520,7 +524,7 @@ func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) []*r
 			p.log.Info("rejected", "stage", to, "kind", j.Kind, "msg_id", j.Message, "reason", rej.Reason)
 			r.write, r.queue = func(tx *store.Tx) error { return p.rejected(tx, &j, rej) }, false
 		case err == nil:
-			r.write, r.next, r.queue = o.apply, p.ahead(ctx, o.to, o.next), false
+			r.write, r.next, r.queue, r.more = o.apply, p.ahead(ctx, o.to, o.next), false, o.more
 		}
 	}
 	return rs
@@ -557,32 +561,16 @@ func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 	return nil
 }
 
-// allAhead reports whether no job run ahead was queued: every one went
-// through the inbound stages.
+// allAhead reports whether no job run ahead was queued, nor queued a later
+// job of its own (see outcome.more): every one went through the inbound
+// stages.
 func allAhead(rs []*ranAhead) bool {
 	for _, r := range rs {
-		if r.queue || !allAhead(r.next) {
+		if r.queue || r.more || !allAhead(r.next) {
 			return false
 		}
 	}
 	return true
-}
-
-// moreBatches reports whether a bulk file's batch, j done at stage or one
-// of the jobs run ahead of it, queued the next batch: the message has not
-// left the inbound stages yet.
-func (p *Pipeline) moreBatches(stage string, j *store.Job, ahead []*ranAhead) bool {
-	if stage == StageCreate && j.Kind == kindBulk {
-		if b, err := decode[bulkJob](j); err == nil && b.Next+p.cfg.FanoutBatch < b.Total {
-			return true
-		}
-	}
-	for _, r := range ahead {
-		if !r.queue && p.moreBatches(r.stage, r.job, r.next) {
-			return true
-		}
-	}
-	return false
 }
 
 // rejected writes the rejection of job j: what goes with it, and the

@@ -108,6 +108,8 @@ func (db *DB) began() {
 	}
 }
 
+func (db *DB) ended() { db.open.Add(-1) }
+
 // checkMapped lets the mapped pages go if more than budget bytes of them
 // are resident, and reports whether it did. The process's file-backed
 // resident total is cheap to read and an upper bound, so the costlier count
@@ -144,5 +146,3 @@ func (db *DB) releaseMapped() error {
 
 // Released is how many times the mapped pages were let go.
 func (db *DB) Released() int64 { return db.released.Load() }
-
-func (db *DB) ended() { db.open.Add(-1) }

@@ -43,10 +43,11 @@ type rendered struct {
 	size       int
 }
 
-// size is what the strings of an Invite used as a key hold.
+// size is what the strings of an Invite used as a key hold (keys have no
+// AttendeeName).
 func (k Invite) size() int {
 	return len(k.Kind) + len(k.Summary) + len(k.When) + len(k.Location) + len(k.Description) +
-		len(k.Organizer) + len(k.AttendeeName) + len(k.Occurrence)
+		len(k.Organizer) + len(k.Occurrence)
 }
 
 // initInviteCache decides whether the invite templates see AttendeeName.

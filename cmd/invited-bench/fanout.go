@@ -156,10 +156,10 @@ func fanoutTimeout(n int) time.Duration {
 
 // readLatencies makes n sequential GETs of each of paths, in turns (each
 // turn in a new shuffled order, so that no path always follows the same
-// one), and summarizes their
-// latency per path (after a few unmeasured ones). In turns, so that what
-// else the daemon does meanwhile (the last send records of a fan-out, a
-// collection) falls on every path alike: the paths are compared.
+// one), and summarizes their latency per path (after a few unmeasured
+// ones). In turns, so that what else the daemon does meanwhile (the last
+// send records of a fan-out, a collection) falls on every path alike: the
+// paths are compared.
 func readLatencies(ctx context.Context, api *apiClient, paths []string, n int) (lats []Latency, sizes []int, err error) {
 	sizes = make([]int, len(paths))
 	for i, path := range paths {
@@ -170,14 +170,9 @@ func readLatencies(ctx context.Context, api *apiClient, paths []string, n int) (
 		}
 	}
 	took := make([][]time.Duration, len(paths))
-	order := make([]int, len(paths))
-	for i := range order {
-		order[i] = i
-	}
 	rng := rand.New(rand.NewPCG(1, 2)) // the same orders every run
 	for range n {
-		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-		for _, i := range order {
+		for _, i := range rng.Perm(len(paths)) {
 			t := time.Now()
 			if _, err := api.getDiscard(ctx, paths[i]); err != nil {
 				return nil, nil, err
