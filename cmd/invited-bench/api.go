@@ -128,6 +128,7 @@ type messageJSON struct {
 type statsJSON struct {
 	AttendeeCount int64 `json:"attendee_count"`
 	InvitesSent   int64 `json:"invites_sent"`
+	Confirmed     int64 `json:"rsvp_confirmed"`
 }
 
 type countsJSON struct {

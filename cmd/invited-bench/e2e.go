@@ -257,12 +257,38 @@ func (t *tracker) results() ([]time.Duration, int64, int64, time.Time) {
 	return t.lats, t.applied, t.rejected, t.last
 }
 
-// maxApplied sends REQUESTs over sessions SMTP sessions as fast as the
-// pipeline applies them, keeping at most window accepted but not applied
+// appliedLoad is what a max applied run sends, and how it counts the
+// messages applied.
+type appliedLoad struct {
+	what string // for the report
+	rcpt string
+	// next is the next message and its sender; false when none are left.
+	next func() (from string, msg []byte, ok bool)
+	// count is a counter that each message applied adds one to.
+	count func(ctx context.Context) (int64, error)
+}
+
+// requestLoad registers events of organizer: a REQUEST is applied when
+// the system counts its event.
+func requestLoad(d *daemon, msg func() []byte, organizer string) appliedLoad {
+	return appliedLoad{
+		what: "REQUESTs registering events (each notice to the organizer sent too)",
+		rcpt: "create@" + benchDomain,
+		next: func() (string, []byte, bool) { return organizer, msg(), true },
+		count: func(ctx context.Context) (int64, error) {
+			c, err := d.api.systemCounts(ctx)
+			return c.Events, err
+		},
+	}
+}
+
+// maxApplied sends load over sessions SMTP sessions as fast as the
+// pipeline applies it, keeping at most window accepted but not applied
 // (so the backlog, and the wait for it afterwards, stay bounded), and
-// measures the applied rate from the system event counter.
-func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.Duration, msg func() []byte, from string, prog *progress) (*MaxAppliedFigure, error) {
-	base, err := d.api.systemCounts(ctx)
+// measures the applied rate from load's counter. It runs for dur, or
+// until load has nothing left to send.
+func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.Duration, load appliedLoad, prog *progress) (*MaxAppliedFigure, error) {
+	base, err := load.count(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -276,14 +302,14 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
-			c, err := d.api.systemCounts(mctx)
+			n, err := load.count(mctx)
 			if err != nil {
 				if mctx.Err() == nil {
 					monitorErr = err
 				}
 				return
 			}
-			applied.Store(c.Events - base.Events)
+			applied.Store(n - base)
 			select {
 			case <-mctx.Done():
 				return
@@ -303,14 +329,19 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 	var senders sync.WaitGroup
 	for range sessions {
 		senders.Go(func() {
-			s := &sender{addr: d.SMTP, from: from, rcpt: "create@" + benchDomain}
+			s := &sender{addr: d.SMTP, rcpt: load.rcpt}
 			defer s.close()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if accepted.Load()-applied.Load() >= int64(window) {
 					time.Sleep(time.Millisecond)
 					continue
 				}
-				if r := s.send(msg()); r.Err == nil {
+				from, msg, ok := load.next()
+				if !ok {
+					return
+				}
+				s.from = from
+				if r := s.send(msg); r.Err == nil {
 					accepted.Add(1)
 				} else if failed.Add(1) > 100 {
 					return
@@ -318,12 +349,17 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 			}
 		})
 	}
+	sent := make(chan struct{})
+	go func() { senders.Wait(); close(sent) }()
 	// The queues shown come from /metrics, which costs the measured daemon
 	// CPU: ask every few seconds, not at every check of the deadline.
 	var shown time.Time
+wait:
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
+		case <-sent:
+			break wait
 		case <-time.After(min(500*time.Millisecond, time.Until(deadline))):
 		}
 		if time.Since(shown) < 5*time.Second || time.Now().After(deadline) {
@@ -336,12 +372,12 @@ func maxApplied(ctx context.Context, d *daemon, sessions, window int, dur time.D
 		}
 		prog.Update("max applied rate: %d accepted, %d applied; queued %s", accepted.Load(), applied.Load(), q)
 	}
-	end, err := d.api.systemCounts(ctx)
+	end, err := load.count(ctx)
 	elapsed := time.Since(start)
 	cores, used := cpu.Cores(), cpu.Used()
 	c1, cerr := d.api.commits(ctx)
 	err = errors.Join(err, cerr)
-	senders.Wait()
+	<-sent
 	if err != nil {
 		return nil, err
 	}
@@ -367,11 +403,12 @@ drain:
 		prog.Note("%d messages were not accepted during the max applied run", n)
 	}
 	f := &MaxAppliedFigure{
+		What:        load.what,
 		Sessions:    sessions,
 		Window:      window,
 		Seconds:     elapsed.Seconds(),
 		Accepted:    accepted.Load(),
-		Applied:     end.Events - base.Events,
+		Applied:     end - base,
 		DaemonCores: cores,
 	}
 	f.Commits = commitsBetween(c0, c1, f.Applied)

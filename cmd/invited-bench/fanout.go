@@ -124,7 +124,7 @@ func fanout(ctx context.Context, d *daemon, relay relayCounter, uid, tag string,
 	for i := 0; i < n; i += inviteBatch {
 		rows := make([]invitee, 0, min(inviteBatch, n-i))
 		for j := i; j < min(i+inviteBatch, n); j++ {
-			rows = append(rows, invitee{Email: fmt.Sprintf("%s-%07d@example.net", tag, j), Name: fmt.Sprintf("Bench %s %d", tag, j)})
+			rows = append(rows, invitee{Email: fanoutAddress(tag, j), Name: fmt.Sprintf("Bench %s %d", tag, j)})
 		}
 		var res invitesJSON
 		if err := d.api.do(ctx, "POST", "/event/"+uid+"/invites", rows, &res); err != nil {

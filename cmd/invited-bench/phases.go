@@ -220,7 +220,7 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 	res.BytesPerEvent, res.PerEventSize = perItem(snap0, snap1, res.EventsAdded)
 
 	if b.o.runs("fanout") {
-		b.prog.Step(4, totalSteps, fmt.Sprintf("invite fan-out of %d", b.o.Invites))
+		b.prog.Step(4, totalSteps, fmt.Sprintf("invite fan-out of %d, then its attendees' replies", b.o.Invites))
 		uid, err := m.register(ctx, fanoutOrganizer, "fanout")
 		if err != nil {
 			return err
@@ -229,6 +229,9 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 			return err
 		}
 		m.invited += b.o.Invites
+		if b.res.Fanout.Replies, err = m.replies(ctx, uid); err != nil {
+			return err
+		}
 	}
 	if b.o.runs("reads") {
 		b.prog.Step(5, totalSteps, fmt.Sprintf("HTTP reads, after seeding events of %d and %d attendees", b.o.Small, b.o.Big))
@@ -330,14 +333,21 @@ func (m *mainRun) endToEnd(ctx context.Context) error {
 	}
 	m.res.EndToEnd = fig
 	m.prog.Note("open loop: %d applied, p50 %.1f ms, p99 %.1f ms", fig.Applied, fig.Latency.P50, fig.Latency.P99)
+	fig.Max, err = m.maxApplied(ctx, requestLoad(m.d, msg, loadOrganizer))
+	return err
+}
+
+// maxApplied is a max applied run of load, compared with the best accept
+// rate of step 2.
+func (m *mainRun) maxApplied(ctx context.Context, load appliedLoad) (*MaxAppliedFigure, error) {
 	sessions := m.o.MaxSessions
 	if sessions <= 0 {
 		sessions = slices.Max(m.o.Sessions)
 	}
-	m.prog.Update("max applied rate, %d sessions", sessions)
-	mx, err := maxApplied(ctx, m.d, sessions, m.o.Window, time.Duration(m.o.E2E), msg, loadOrganizer, m.prog)
+	m.prog.Update("max applied rate, %d sessions: %s", sessions, load.what)
+	mx, err := maxApplied(ctx, m.d, sessions, m.o.Window, time.Duration(m.o.E2E), load, m.prog)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, a := range m.res.Accept {
 		mx.AcceptPerSecond = max(mx.AcceptPerSecond, a.PerSecond)
@@ -345,8 +355,17 @@ func (m *mainRun) endToEnd(ctx context.Context) error {
 	if mx.AcceptPerSecond > 0 {
 		mx.RatioToAccept = mx.AppliedPerSecond / mx.AcceptPerSecond
 	}
-	fig.Max = mx
-	return nil
+	return mx, nil
+}
+
+// replies is a max applied run of the fan-out's attendees accepting their
+// invitations of event uid (the burst of replies after a bulk send).
+func (m *mainRun) replies(ctx context.Context, uid string) (*MaxAppliedFigure, error) {
+	tmpl, err := loadReply(m.o.Testdata, uid, fanoutOrganizer, "rsvp@"+benchDomain, m.o.MessageBytes)
+	if err != nil {
+		return nil, err
+	}
+	return m.maxApplied(ctx, replyLoad(m.d, tmpl, uid, "fanout", m.run, m.o.Invites))
 }
 
 func (m *mainRun) reads(ctx context.Context) error {

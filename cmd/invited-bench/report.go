@@ -152,6 +152,7 @@ type E2EFigure struct {
 // MaxAppliedFigure is the applied rate when sending as fast as the
 // pipeline applies, with at most Window messages accepted but not applied.
 type MaxAppliedFigure struct {
+	What             string       `json:"what"`
 	Sessions         int          `json:"sessions"`
 	Window           int          `json:"window"`
 	Seconds          float64      `json:"seconds"`
@@ -175,6 +176,8 @@ type FanoutFigure struct {
 	CreatedPerSecond float64      `json:"created_per_second"`
 	DaemonCores      float64      `json:"daemon_cores"`
 	Commits          CommitFigure `json:"commits"`
+	// Replies is a max applied run of the invited attendees' acceptances.
+	Replies *MaxAppliedFigure `json:"max_applied_replies,omitempty"`
 	// Seed is the same for the big event of the HTTP read figures.
 	Seed *FanoutFigure `json:"seed_big_event,omitempty"`
 }
@@ -365,13 +368,7 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintln(tw, "sent\taccepted\tapplied\tapplied/s\tp50 ms\tp99 ms\tmax ms\ttimed out\tpolls/s\tdaemon cores\t")
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.2f\t\n", e.Sent, e.Accepted, e.Applied, e.AppliedPerSecond,
 			e.Latency.P50, e.Latency.P99, e.Latency.Max, e.TimedOut, e.PollsPerSecond, e.DaemonCores)
-		if m := e.Max; m != nil {
-			tw.Flush()
-			fmt.Fprintf(w, "   max applied (closed loop, %d sessions, ≤%d in flight, %.0f s):\n", m.Sessions, m.Window, m.Seconds)
-			fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates (page writes), writer busy run+commit\tupdates/msg\tpage writes/msg\t")
-			fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
-				m.Commits, m.Commits.UpdatesPerMessage, m.Commits.WritesPerMessage)
-		}
+		printMaxApplied(w, tw, e.Max)
 	}
 
 	if f := r.Fanout; f != nil {
@@ -385,6 +382,7 @@ func printTable(w io.Writer, r *Result) {
 		if f.Seed != nil {
 			row("(big event seed) ", f.Seed)
 		}
+		printMaxApplied(w, tw, f.Replies)
 	}
 
 	if len(r.Reads) > 0 {
@@ -451,4 +449,16 @@ func mib(b int64) string {
 		return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10))
 	}
 	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(b)/(1<<20)), ".0") + " MiB"
+}
+
+// printMaxApplied prints m, if any, under the table tw writes to w.
+func printMaxApplied(w io.Writer, tw *tabwriter.Writer, m *MaxAppliedFigure) {
+	if m == nil {
+		return
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "   max applied, %s (closed loop, %d sessions, ≤%d in flight, %.0f s):\n", m.What, m.Sessions, m.Window, m.Seconds)
+	fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates (page writes), writer busy run+commit\tupdates/msg\tpage writes/msg\t")
+	fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
+		m.Commits, m.Commits.UpdatesPerMessage, m.Commits.WritesPerMessage)
 }

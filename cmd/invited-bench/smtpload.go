@@ -18,8 +18,37 @@ import (
 // requestTemplate is a real Gmail invitation (testdata/imip) made into a
 // template: each message gets its own UID and Message-ID, the organizer
 // is chosen per load, and the text part is padded to the wanted size.
-type requestTemplate struct {
-	head, mid, tail []byte // head UID mid MSGID tail
+type requestTemplate struct{ slots }
+
+// slots is a message with holes (NUL bytes in the text it was made
+// from), which fill fills in order.
+type slots [][]byte
+
+func newSlots(s string) slots {
+	var t slots
+	for _, p := range strings.Split(s, "\x00") {
+		t = append(t, []byte(p))
+	}
+	return t
+}
+
+// fill returns the message with vals in its holes.
+func (t slots) fill(vals ...string) []byte {
+	n := 0
+	for _, p := range t {
+		n += len(p)
+	}
+	for _, v := range vals {
+		n += len(v)
+	}
+	out := make([]byte, 0, n)
+	for i, p := range t {
+		out = append(out, p...)
+		if i < len(vals) {
+			out = append(out, vals[i]...)
+		}
+	}
+	return out
 }
 
 const (
@@ -30,38 +59,49 @@ const (
 	templateText = "SW1pcCBUZXN0aW5nICh0ZXh0L3BsYWluKQo="
 )
 
+// readCRLF reads file of dir with CRLF line ends, checking that it holds
+// each of must.
+func readCRLF(dir, file string, must ...string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return "", err
+	}
+	s := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", "\r\n")
+	for _, m := range must {
+		if !strings.Contains(s, m) {
+			return "", fmt.Errorf("%s: no %q in it", file, m)
+		}
+	}
+	return s, nil
+}
+
 // loadTemplate reads the request from dir and sizes it to about size bytes
 // with organizer as the ORGANIZER and From.
 func loadTemplate(dir, organizer string, size int) (*requestTemplate, error) {
-	b, err := os.ReadFile(filepath.Join(dir, templateFile))
+	s, err := readCRLF(dir, templateFile, templateUID, templateOrg, templateMsg, templateText)
 	if err != nil {
 		return nil, err
 	}
-	s := strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", "\r\n")
-	for _, must := range []string{templateUID, templateOrg, templateMsg, templateText} {
-		if !strings.Contains(s, must) {
-			return nil, fmt.Errorf("%s: no %q in it", templateFile, must)
-		}
-	}
 	s = strings.ReplaceAll(s, templateOrg, organizer)
-	s = strings.Replace(s, templateMsg, "<\x01>", 1)
+	s = strings.Replace(s, templateMsg, "<\x00>", 1)
 	s = strings.Replace(s, templateUID, "\x00", 1)
-	// Pad the base64 text/plain part: the size of a real client's
-	// invitation comes mostly from its text and HTML bodies.
-	uidLen, msgLen := len("bench-000000-0000000@example.org"), len("bench-000000-0000000@bench.invalid")
-	base := len(s) - len(templateText) - 2 + uidLen + msgLen
+	uidLen := len("bench-000000-0000000@example.org")
+	s = padText(s, size, uidLen+len(".msg")+uidLen)
+	return &requestTemplate{newSlots(s)}, nil
+}
+
+// padText pads the base64 text/plain part of s (templateText) so that s
+// is about size bytes once its holes hold filled bytes: the size of a
+// real client's invitation comes mostly from its text and HTML bodies.
+func padText(s string, size, filled int) string {
+	base := len(s) - len(templateText) - strings.Count(s, "\x00") + filled
 	text := "Imip Testing (text/plain)\n"
 	for pad := ""; ; pad += "Benchmark padding line, as long as a line of an invitation's text part.\n" {
 		enc := wrap76(base64.StdEncoding.EncodeToString([]byte(text + pad)))
 		if base+len(enc) >= size || len(pad) > 1<<20 {
-			s = strings.Replace(s, templateText, enc, 1)
-			break
+			return strings.Replace(s, templateText, enc, 1)
 		}
 	}
-	head, rest, _ := strings.Cut(s, "<\x01>")
-	msgID, tail, _ := strings.Cut(rest, "\x00")
-	// The Message-ID comes before the UID in the file.
-	return &requestTemplate{head: []byte(head + "<"), mid: []byte(">" + msgID), tail: []byte(tail)}, nil
 }
 
 func wrap76(s string) string {
@@ -77,14 +117,8 @@ func wrap76(s string) string {
 
 // message returns the message with calendar UID uid.
 func (t *requestTemplate) message(uid string) []byte {
-	out := make([]byte, 0, len(t.head)+len(t.mid)+len(t.tail)+2*len(uid)+16)
-	out = append(out, t.head...)
-	out = append(out, uid...)
-	out = append(out, ".msg"...)
-	out = append(out, t.mid...)
-	out = append(out, uid...)
-	out = append(out, t.tail...)
-	return out
+	// The Message-ID comes before the UID in the file.
+	return t.fill(uid+".msg", uid)
 }
 
 // uidSource hands out calendar UIDs unique to this run.
