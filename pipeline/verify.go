@@ -137,7 +137,7 @@ func (p *Pipeline) verifyReply(c *commandJob) error {
 	var ev *store.Event
 	err := p.db.View(func(tx *store.Tx) error {
 		var err error
-		ev, err = tx.Event(vev.UID)
+		ev, err = tx.EventShared(vev.UID) // read only: a burst of replies reads the same event
 		if errors.Is(err, store.ErrNotFound) {
 			ev, err = tx.EventByOriginalUID(vev.UID)
 		}
