@@ -259,3 +259,67 @@ func TestRelay_UnpipelinedRefusals(t *testing.T) {
 		})
 	}
 }
+
+// Pipelined, each of the three replies still gets the whole timeout, as
+// unpipelined: a relay slow to answer every command (here 600 ms each,
+// against a timeout of 1 s) is not cut off for being slow in all.
+func TestRelay_PipelinedRepliesEachGetTheTimeout(t *testing.T) {
+	const timeout, pause = time.Second, 600 * time.Millisecond
+	addr, done := startScripted(t, []string{"PIPELINING"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
+		lines, err := readLines(br, 3)
+		if err != nil {
+			return lines, err
+		}
+		for _, reply := range []string{"250 2.1.0 ok\r\n", "250 2.1.5 ok\r\n", "354 go ahead\r\n"} {
+			time.Sleep(pause) // a slow relay, not a wait for our own work
+			if _, err := io.WriteString(w, reply); err != nil {
+				return lines, err
+			}
+		}
+		msg, err := readMessage(br)
+		lines = append(lines, msg...)
+		if err != nil {
+			return lines, err
+		}
+		_, err = io.WriteString(w, "250 2.0.0 queued\r\n")
+		return lines, err
+	})
+	r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: timeout})
+	if err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1)); err != nil {
+		t.Fatalf("Send to a relay answering each command within the timeout: %v", err)
+	}
+	if lines := scriptResultOf(t, done); len(lines) < 4 || lines[2] != "DATA" {
+		t.Errorf("relay received %q", lines)
+	}
+}
+
+// A relay that takes the pipelined commands and never answers fails the
+// send for now (to be retried), after the timeout rather than never.
+func TestRelay_PipelinedSilentRelayTimesOut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	addr, done := startScripted(t, []string{"PIPELINING"}, func(br *bufio.Reader, w io.Writer) ([]string, error) {
+		lines, err := readLines(br, 3)
+		if err != nil {
+			return lines, err
+		}
+		// Silent until the client gives up and closes the connection.
+		_, err = br.ReadString('\n')
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return lines, err
+	})
+	r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: timeout})
+	start := time.Now()
+	err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1))
+	took := time.Since(start)
+	if err == nil || mailer.IsPermanent(err) {
+		t.Fatalf("Send to a silent relay = %v, want an error for now", err)
+	}
+	if took < timeout || took > 10*timeout {
+		t.Errorf("Send gave up after %v, want about the timeout (%v) or a retry's twice that", took, timeout)
+	}
+	if lines := scriptResultOf(t, done); len(lines) != 3 || lines[2] != "DATA" {
+		t.Errorf("relay received %q, want MAIL, RCPT and DATA", lines)
+	}
+}
