@@ -170,7 +170,11 @@ func (w *walker) header(h mail.Header) {
 	} else {
 		w.msg.MessageID = strings.TrimSpace(strings.Trim(strings.TrimSpace(stripControls(h.Get("Message-Id"))), "<>"))
 	}
-	if d, err := h.Date(); err == nil {
+	// The form nearly every client writes is read directly: net/mail tries
+	// dozens of layouts before it (2% of the CPU of a reply's handling).
+	if d, err := time.Parse(time.RFC1123Z, strings.TrimSpace(h.Get("Date"))); err == nil {
+		w.msg.Date = d
+	} else if d, err := h.Date(); err == nil {
 		w.msg.Date = d
 	}
 }
@@ -237,7 +241,7 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 	}
 	filename := partFilename(e.Header)
 	ext := strings.ToLower(path.Ext(filename))
-	body := bufio.NewReader(e.Body)
+	body := e.Body
 	isCal := false
 	switch {
 	case mediaType == "message/rfc822", mediaType == "message/global":
@@ -246,7 +250,9 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 		mediaType == "text/x-vcalendar", ext == ".ics", ext == ".ical", ext == ".icalendar", ext == ".ifb":
 		isCal = true
 	case mediaType == "application/octet-stream":
-		isCal = looksLikeCalendar(body)
+		// Only a part of unknown content is peeked at (and buffered for it).
+		br := bufio.NewReader(e.Body)
+		isCal, body = looksLikeCalendar(br), br
 	}
 	isCSV := !isCal && (mediaType == "text/csv" || mediaType == "application/csv" || mediaType == "text/comma-separated-values" ||
 		mediaType == "application/vnd.ms-excel" || ext == ".csv")

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"mime/quotedprintable"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func readTestdata(t *testing.T, name string) string {
@@ -229,5 +231,37 @@ func TestReadMessage_LooseFrom(t *testing.T) {
 		if m.From != want {
 			t.Errorf("From %q = %+v, want %+v", from, m.From, want)
 		}
+	}
+}
+
+const dateTestBody = "Content-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nBEGIN:VEVENT\r\nUID:d\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+
+// The Date header reads as net/mail reads it, in the common form (read
+// directly) and in the others (left to net/mail).
+func TestReadMessage_Date(t *testing.T) {
+	for _, date := range []string{
+		"Thu, 06 Feb 2025 16:21:41 +0000",
+		"Thu, 06 Feb 2025 16:21:41 -0530",
+		"  Mon, 23 Nov 2026 07:00:00 +0100  ",
+		"Thu, 6 Feb 2025 16:21:41 +0000",
+		"6 Feb 2025 16:21:41 +0100",
+		"Thu, 06 Feb 2025 16:21:41 -0500 (EST)",
+		"Thu, 06 Feb 2025 16:21 GMT",
+	} {
+		want, err := mail.ParseDate(date)
+		if err != nil {
+			t.Fatalf("net/mail cannot read %q: %v", date, err)
+		}
+		m, err := ReadMessage(strings.NewReader("From: a@example.org\r\nDate: "+date+"\r\n"+dateTestBody), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.Date.Equal(want) || m.Date.Format(time.RFC3339) != want.Format(time.RFC3339) {
+			t.Errorf("Date: %s reads as %v, want %v", date, m.Date, want)
+		}
+	}
+	m, err := ReadMessage(strings.NewReader("From: a@example.org\r\nDate: yesterday\r\n"+dateTestBody), Limits{})
+	if err != nil || !m.Date.IsZero() {
+		t.Errorf("unreadable Date: %v, %v; want the zero time", m.Date, err)
 	}
 }
