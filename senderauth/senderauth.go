@@ -182,7 +182,9 @@ func (c *Checker) Check(ctx context.Context, raw []byte, spfRes *SPF, ip net.IP,
 		} else if ip != nil {
 			v.SPF = CheckSPF(ctx, c.Resolver, ip, helo, mailFrom)
 		}
-		v.DKIM = c.checkDKIM(ctx, raw)
+		if len(hdr["Dkim-Signature"]) > 0 { // else nothing to verify, nor to buffer the message for
+			v.DKIM = c.checkDKIM(ctx, raw)
+		}
 		v.DMARC = c.checkDMARC(ctx, &v)
 	}
 	return c.decide(v)
@@ -353,7 +355,9 @@ func domainOf(s string) string {
 
 // readHeader reads the message header (bounded by the message itself).
 func readHeader(raw []byte) (textproto.MIMEHeader, error) {
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+	// A small buffer: the header is most of what is read, and textproto
+	// reads a line longer than the buffer all the same.
+	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(raw), 1024))
 	h, err := r.ReadMIMEHeader()
 	if err != nil && len(h) == 0 {
 		return nil, err
