@@ -182,7 +182,7 @@ func (c *Checker) Check(ctx context.Context, raw []byte, spfRes *SPF, ip net.IP,
 		} else if ip != nil {
 			v.SPF = CheckSPF(ctx, c.Resolver, ip, helo, mailFrom)
 		}
-		if len(hdr["Dkim-Signature"]) > 0 { // else nothing to verify, nor to buffer the message for
+		if mentionsDKIM(raw) { // else nothing to verify, nor to buffer the message for
 			v.DKIM = c.checkDKIM(ctx, raw)
 		}
 		v.DMARC = c.checkDMARC(ctx, &v)
@@ -351,6 +351,27 @@ func domainOf(s string) string {
 		return strings.ToLower(d)
 	}
 	return strings.ToLower(s)
+}
+
+// mentionsDKIM reports whether the header of raw (up to its first empty
+// line) holds "DKIM-Signature" in any case. It looks at the bytes, not at
+// readHeader's result, which stops at a line net/textproto refuses while
+// go-msgauth reads on, and which keeps "DKIM-Signature :" under a key of
+// its own. A mention elsewhere in the header only costs a verification.
+func mentionsDKIM(raw []byte) bool {
+	head := raw
+	for _, end := range []string{"\n\r\n", "\n\n"} {
+		if i := bytes.Index(head, []byte(end)); i >= 0 {
+			head = head[:i]
+		}
+	}
+	const name = "dkim-signature"
+	for i := 0; i+len(name) <= len(head); i++ {
+		if head[i]|0x20 == 'd' && bytes.EqualFold(head[i:i+len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // readHeader reads the message header (bounded by the message itself).

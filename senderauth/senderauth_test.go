@@ -183,3 +183,35 @@ func FuzzAuthenticationResults(f *testing.F) {
 		}
 	})
 }
+
+// A DKIM-Signature is verified wherever it sits in the header, even below
+// a line net/textproto refuses (go-msgauth reads on) and with a space
+// before its colon; a message without one is not verified at all. (With
+// simple canonicalization, renaming the field breaks its signature: those
+// must fail verification, not skip it.)
+func TestCheck_DKIMFoundAnywhereInHeader(t *testing.T) {
+	dns := dnstest.NewResolver()
+	alice := dns.Domain("example.com", "reject", "192.0.2.10")
+	signed := string(alice.Sign(message("alice@example.com")))
+	// The signature field: its first line and the folded ones after it.
+	sig, rest, _ := strings.Cut(signed, "\r\nFrom: ")
+	from, afterFrom, _ := strings.Cut("From: "+rest, "\r\n")
+	for _, c := range []struct {
+		name, raw string
+		pass      bool
+	}{
+		{"below a refused line", from + "\r\nX-Odd: a\x01b\r\n" + sig + "\r\n" + afterFrom, true},
+		{"space before colon", from + "\r\n" + strings.Replace(sig, "DKIM-Signature:", "DKIM-Signature :", 1) + "\r\n" + afterFrom, false},
+		{"lower case", strings.Replace(signed, "DKIM-Signature:", "dkim-signature:", 1), false},
+	} {
+		ch := &senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyDMARC}
+		v := ch.Check(context.Background(), []byte(c.raw), nil, badIP, "mx.example.net", "x@evil.example")
+		if len(v.DKIM) != 1 || (v.DKIM[0].Result == "pass") != c.pass || v.Pass != c.pass {
+			t.Errorf("%s: DKIM %+v, pass %v; want one signature verified, pass %v (%s)", c.name, v.DKIM, v.Pass, c.pass, v.Reason)
+		}
+	}
+	ch := &senderauth.Checker{Resolver: dns, Policy: senderauth.PolicyDMARC}
+	if v := ch.Check(context.Background(), message("alice@example.com"), nil, badIP, "mx.example.net", "x@evil.example"); len(v.DKIM) != 0 || v.Pass {
+		t.Errorf("unsigned: DKIM %+v, pass %v", v.DKIM, v.Pass)
+	}
+}
