@@ -172,7 +172,7 @@ func (w *walker) header(h mail.Header) {
 	}
 	// The form nearly every client writes is read directly: net/mail tries
 	// dozens of layouts before it (2% of the CPU of a reply's handling).
-	if d, err := time.Parse(time.RFC1123Z, strings.TrimSpace(h.Get("Date"))); err == nil {
+	if d, err := time.Parse(time.RFC1123Z, strings.Trim(h.Get("Date"), " \t")); err == nil {
 		w.msg.Date = d
 	} else if d, err := h.Date(); err == nil {
 		w.msg.Date = d
