@@ -221,11 +221,11 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 
 	if b.o.runs("fanout") {
 		b.prog.Step(4, totalSteps, fmt.Sprintf("invite fan-out of %d, then its attendees' replies", b.o.Invites))
-		uid, err := m.register(ctx, fanoutOrganizer, "fanout")
+		uid, err := m.register(ctx, fanoutOrganizer, fanoutTag)
 		if err != nil {
 			return err
 		}
-		if b.res.Fanout, err = fanout(ctx, d, relay, uid, "fanout", b.o.Invites, b.prog); err != nil {
+		if b.res.Fanout, err = fanout(ctx, d, relay, uid, fanoutTag, b.o.Invites, b.prog); err != nil {
 			return err
 		}
 		m.invited += b.o.Invites
@@ -365,7 +365,7 @@ func (m *mainRun) replies(ctx context.Context, uid string) (*MaxAppliedFigure, e
 	if err != nil {
 		return nil, err
 	}
-	return m.maxApplied(ctx, replyLoad(m.d, tmpl, uid, "fanout", m.run, m.o.Invites))
+	return m.maxApplied(ctx, replyLoad(m.d, tmpl, uid, m.run, m.o.Invites))
 }
 
 func (m *mainRun) reads(ctx context.Context) error {

@@ -14,10 +14,10 @@ import (
 // to answer one event. Each message gets its own attendee and Message-ID.
 type replyTemplate struct{ slots }
 
-const (
-	replyFile = "google-reply-accepted-to-exchange-organizer.ics"
-	replyText = "Imip Testing (text/plain)" // the decoded templateText
-)
+const replyFile = "google-reply-accepted-to-exchange-organizer.ics"
+
+// fanoutTag names the fan-out step's event and its attendees, who reply.
+const fanoutTag = "fanout"
 
 // loadReply reads the reply from dir: accepting event uid of organizer,
 // sent to rsvp, and about size bytes long.
@@ -65,7 +65,7 @@ func loadReply(dir, uid, organizer, rsvp string, size int) (*replyTemplate, erro
 	body = body[:start] + cal + body[end:]
 	body = strings.Replace(body, "method=REQUEST", "method=REPLY", 1)
 	s := strings.Join(hdr, "\r\n") + "\r\n\r\n" + body
-	addr := len("fanout-0000000@example.net")
+	addr := len(fanoutAddress(fanoutTag, 0))
 	return &replyTemplate{newSlots(padText(s, size, len("reply-000000-0000000@example.net")+2*addr))}, nil
 }
 
@@ -78,7 +78,7 @@ func (t *replyTemplate) message(id, attendee string) []byte {
 // replyLoad is a max applied run of replies: each invited attendee of
 // event uid (the fan-out's) accepts once, and a reply is applied when the
 // event's statistics count its acceptance.
-func replyLoad(d *daemon, tmpl *replyTemplate, uid, tag, run string, invited int) appliedLoad {
+func replyLoad(d *daemon, tmpl *replyTemplate, uid, run string, invited int) appliedLoad {
 	var next atomic.Int64
 	return appliedLoad{
 		what: "REPLYs accepting the fan-out's invitations",
@@ -88,7 +88,7 @@ func replyLoad(d *daemon, tmpl *replyTemplate, uid, tag, run string, invited int
 			if i >= int64(invited) {
 				return "", nil, false
 			}
-			from := fanoutAddress(tag, int(i))
+			from := fanoutAddress(fanoutTag, int(i))
 			return from, tmpl.message(fmt.Sprintf("reply-%s-%07d@example.net", run, i), from), true
 		},
 		count: func(ctx context.Context) (int64, error) {

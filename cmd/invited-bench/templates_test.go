@@ -52,7 +52,7 @@ func TestReplyTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, attendee := range []string{fanoutAddress("fanout", 7), fanoutAddress("a-much-longer-fan-out-tag", 1234567)} {
+	for i, attendee := range []string{fanoutAddress(fanoutTag, 7), fanoutAddress("a-much-longer-fan-out-tag", 1234567)} {
 		msg := tmpl.message("reply-1@example.net", attendee)
 		if i == 0 {
 			sized(t, msg, 4096)
