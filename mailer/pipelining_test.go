@@ -97,6 +97,18 @@ func readMessage(br *bufio.Reader) ([]string, error) {
 	}
 }
 
+// takeMessage reads the message that follows a 354, adds its lines to
+// lines, and queues it.
+func takeMessage(br *bufio.Reader, w io.Writer, lines []string) ([]string, error) {
+	msg, err := readMessage(br)
+	lines = append(lines, msg...)
+	if err != nil {
+		return lines, err
+	}
+	_, err = io.WriteString(w, "250 2.0.0 queued\r\n")
+	return lines, err
+}
+
 func scriptResultOf(t *testing.T, done <-chan scriptResult) []string {
 	t.Helper()
 	select {
@@ -123,13 +135,7 @@ func TestRelay_PipelinesOneRecipient(t *testing.T) {
 		if _, err := io.WriteString(w, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"); err != nil {
 			return lines, err
 		}
-		msg, err := readMessage(br)
-		lines = append(lines, msg...)
-		if err != nil {
-			return lines, err
-		}
-		_, err = io.WriteString(w, "250 2.0.0 queued\r\n")
-		return lines, err
+		return takeMessage(br, w, lines)
 	})
 	r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: 2 * time.Second})
 	if err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1)); err != nil {
@@ -276,13 +282,7 @@ func TestRelay_PipelinedRepliesEachGetTheTimeout(t *testing.T) {
 				return lines, err
 			}
 		}
-		msg, err := readMessage(br)
-		lines = append(lines, msg...)
-		if err != nil {
-			return lines, err
-		}
-		_, err = io.WriteString(w, "250 2.0.0 queued\r\n")
-		return lines, err
+		return takeMessage(br, w, lines)
 	})
 	r := newRelay(t, mailer.Config{URL: "smtp://" + addr, Timeout: timeout})
 	if err := r.Send(testCtx(t), from, []string{"a@example.net"}, testMessage(1)); err != nil {
