@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/invited/invited/internal/daemonproc"
+	"github.com/invited/invited/internal/dnstest"
 	"github.com/invited/invited/store"
 )
 
@@ -277,3 +278,46 @@ print("ok")
 // HTTPAddr and AdminKey make a daemon a target of the API helpers.
 func (d *daemon) HTTPAddr() string { return d.HTTP }
 func (d *daemon) AdminKey() string { return "test-admin-key" }
+
+// TestBinary_AlignedPolicyOverDNS runs the built daemon under the aligned
+// policy, asking a DNS server on loopback as it would ask the system's:
+// a REQUEST whose sender's SPF allows 127.0.0.1 registers, and one that
+// says it is from the same organizer but comes from another domain's
+// sender, not allowed to send from here, is rejected and registers nothing.
+func TestBinary_AlignedPolicyOverDNS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	dns, err := dnstest.Serve(dnstest.Loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Close() })
+	bin := buildBinary(t)
+	d := startDaemon(t, bin, t.TempDir(), "--auth-policy", "aligned", "--dns", dns.Addr())
+
+	const orig = "69d4c40b4a274636bf23517938df9673@example.org"
+	request := readTestdata(t, "google-request-inline-textcalendar.eml")
+	forged := mustSend(t, d.SMTP, "mallory@evil.example", []string{"create@" + testDomain},
+		[]byte(strings.Replace(request, orig, "forged-"+orig, 1)))
+	mustSend(t, d.SMTP, "alice@example.org", []string{"create@" + testDomain}, []byte(request))
+	eventUID(t, d, "alice@example.org", orig)
+
+	var rec struct {
+		Status string `json:"status"`
+		Notes  []struct{ Text string }
+	}
+	eventually(t, "the forged request rejected", func() bool {
+		api(t, d, "GET", "/admin/messages/"+forged, nil, &rec)
+		return rec.Status != "queued" && rec.Status != ""
+	})
+	if rec.Status != "rejected" || len(rec.Notes) == 0 || !strings.Contains(rec.Notes[len(rec.Notes)-1].Text, "not authenticated") {
+		t.Errorf("forged request: %+v, want rejected as not authenticated", rec)
+	}
+	var evs eventsResp
+	api(t, d, "GET", "/organizer/alice@example.org/events?limit=100", nil, &evs)
+	if len(evs.Events) != 1 || evs.Events[0].OriginalUID != orig {
+		t.Errorf("alice's events: %+v, want only %s", evs.Events, orig)
+	}
+	d.stop(t)
+}
