@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/invited/invited/internal/memo"
@@ -218,6 +219,7 @@ type Pipeline struct {
 type stage struct {
 	name    string
 	workers int
+	busy    atomic.Int64 // jobs in hand, as its scheduler last counted them
 	// step does the work of a job outside any transaction and returns
 	// what to write when the job is completed.
 	step func(ctx context.Context, j *store.Job) (outcome, error)
@@ -313,6 +315,12 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		}
 		free := st.workers - len(inflight)
 		var next time.Time
+		if st.name == StageSend && p.inboundBusy() {
+			// Look again shortly: nothing on this stage's side says when
+			// the inbound work lets up.
+			free = min(free, sendsWhileInboundBusy-len(inflight))
+			next = p.cfg.Now().Add(burstSlot)
+		}
 		if st.name == StageParse && p.yieldToSMTP() {
 			// Look again shortly: the burst ends when arrivals slow down.
 			next = p.cfg.Now().Add(burstSlot)
@@ -321,7 +329,9 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 			if err != nil {
 				p.log.Error("read queue", "stage", st.name, "err", err)
 			}
-			next = n
+			if next.IsZero() || !n.IsZero() && n.Before(next) {
+				next = n
+			}
 			for _, j := range jobs {
 				inflight[j.ID] = true
 				wg.Go(func() {
@@ -330,6 +340,7 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 				})
 			}
 		}
+		st.busy.Store(int64(len(inflight)))
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(p.cfg.Now()), time.Millisecond)
@@ -345,6 +356,20 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		case <-timer.C:
 		}
 	}
+}
+
+// sendsWhileInboundBusy is how many sends run at once while every parse
+// worker has a job in hand. Inbound work that fills them (a storm of
+// registrations or replies) is what senders are waiting on; the notices
+// and invites queued meanwhile go out a few at a time and catch up once it
+// lets up, rather than taking the cores from it. Not none: outbound mail
+// never stops for good.
+const sendsWhileInboundBusy = 4
+
+// inboundBusy reports whether every parse worker has a job in hand.
+func (p *Pipeline) inboundBusy() bool {
+	st := p.stages[StageParse]
+	return st.busy.Load() >= int64(st.workers)
 }
 
 // yieldToSMTP is inBurst, logging when a burst starts and ends. Only the

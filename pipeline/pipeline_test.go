@@ -41,13 +41,20 @@ type harness struct {
 
 func newHarness(t *testing.T, opts smtptest.Options, mod func(*Config)) *harness {
 	t.Helper()
+	return newHarnessConns(t, opts, 0, mod)
+}
+
+// newHarnessConns is newHarness with conns connections to the relay (0:
+// mailer's default).
+func newHarnessConns(t *testing.T, opts smtptest.Options, conns int, mod func(*Config)) *harness {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "test.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	relay := smtptest.NewServer(t, opts)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sender, err := mailer.NewRelay(mailer.Config{URL: "smtp://" + relay.Addr, Timeout: 5 * time.Second}, log)
+	sender, err := mailer.NewRelay(mailer.Config{URL: "smtp://" + relay.Addr, Timeout: 5 * time.Second, Conns: conns}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/invited/invited/internal/dnstest"
+	"github.com/invited/invited/internal/smtptest"
+	"github.com/invited/invited/senderauth"
+	"github.com/invited/invited/store"
+)
+
+// holdingResolver answers TXT lookups as its dnstest resolver does, but
+// only once hold (when set) is closed: a slow DNS server under the test's
+// control.
+type holdingResolver struct {
+	*dnstest.Resolver
+	mu   sync.Mutex
+	hold chan struct{}
+}
+
+func (r *holdingResolver) setHold(c chan struct{}) {
+	r.mu.Lock()
+	r.hold = c
+	r.mu.Unlock()
+}
+
+func (r *holdingResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+// relayGate holds every message at the relay's DATA while shut, and counts
+// how many it holds at once.
+type relayGate struct {
+	mu         sync.Mutex
+	open       chan struct{}
+	held, most int
+}
+
+func newRelayGate() *relayGate {
+	g := &relayGate{open: make(chan struct{})}
+	close(g.open)
+	return g
+}
+
+// reject is the relay's smtptest.Options.Reject: DATA waits for the gate.
+func (g *relayGate) reject(_, rcpt string) error {
+	if rcpt != "" {
+		return nil
+	}
+	g.mu.Lock()
+	open := g.open
+	g.held++
+	g.most = max(g.most, g.held)
+	g.mu.Unlock()
+	<-open
+	g.mu.Lock()
+	g.held--
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *relayGate) shut() {
+	g.mu.Lock()
+	g.open, g.most = make(chan struct{}), 0
+	g.mu.Unlock()
+}
+
+func (g *relayGate) release() {
+	g.mu.Lock()
+	close(g.open)
+	g.mu.Unlock()
+}
+
+func (g *relayGate) counts() (held, most int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held, g.most
+}
+
+// While every parse worker has a job in hand, sends go out
+// sendsWhileInboundBusy at a time; once the inbound work lets up, on all
+// the send workers.
+func TestSends_YieldWhileInboundBusy(t *testing.T) {
+	const sendWorkers = 16
+	dns := &holdingResolver{Resolver: dnstest.Loopback()}
+	gate := newRelayGate()
+	h := newHarnessConns(t, smtptest.Options{Reject: gate.reject}, sendWorkers, func(c *Config) {
+		c.Workers = map[string]int{StageParse: 1, StageSend: sendWorkers}
+		c.Auth = &senderauth.Checker{Resolver: dns, Policy: PolicyAligned}
+	})
+	e := h.register(testdata(t, weekly))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.relay.Wait(ctx, 1); err != nil { // the "event registered" notice
+		t.Fatal(err)
+	}
+	sendAll := func(from, n int) {
+		t.Helper()
+		rows := make([]store.Invitee, n)
+		for i := range rows {
+			rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", from+i)}
+		}
+		if _, err := h.p.Invite(ctx, e.UID, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The one parse worker waits for DNS, checking who sent a reply.
+	dnsAnswers := make(chan struct{})
+	dns.setHold(dnsAnswers)
+	reply := setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", e.UID)
+	reply = strings.Replace(reply, "mailto:karim@example.com", "mailto:late@example.net", 1)
+	h.accept("late@example.net", "rsvp@"+domain, wrap("late@example.net", "REPLY", reply))
+	h.eventually("the parse worker busy", h.p.inboundBusy)
+
+	gate.shut()
+	sendAll(0, 20)
+	h.eventually(fmt.Sprint(sendsWhileInboundBusy, " invites held at the relay"), func() bool {
+		held, _ := gate.counts()
+		return held == sendsWhileInboundBusy
+	})
+	gate.release()
+	if _, err := h.relay.Wait(ctx, 21); err != nil {
+		t.Fatal(err)
+	}
+	if _, most := gate.counts(); most > sendsWhileInboundBusy {
+		t.Errorf("%d invites at the relay at once while parsing was busy, want at most %d", most, sendsWhileInboundBusy)
+	}
+
+	// Inbound work done: every send worker sends.
+	close(dnsAnswers)
+	h.eventually("the parse worker free", func() bool { return !h.p.inboundBusy() })
+	gate.shut()
+	sendAll(20, 20)
+	h.eventually(fmt.Sprint(sendWorkers, " invites held at the relay"), func() bool {
+		held, _ := gate.counts()
+		return held == sendWorkers
+	})
+	gate.release()
+	if _, err := h.relay.Wait(ctx, 41); err != nil {
+		t.Fatal(err)
+	}
+}
