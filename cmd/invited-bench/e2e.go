@@ -272,7 +272,7 @@ type appliedLoad struct {
 // the system counts its event.
 func requestLoad(d *daemon, msg func() []byte, organizer string) appliedLoad {
 	return appliedLoad{
-		what: "REQUESTs registering events (each notice to the organizer sent too)",
+		what: "REQUESTs registering events (each queues a notice to its organizer)",
 		rcpt: "create@" + benchDomain,
 		next: func() (string, []byte, bool) { return organizer, msg(), true },
 		count: func(ctx context.Context) (int64, error) {
