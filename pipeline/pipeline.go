@@ -318,7 +318,7 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		if st.name == StageSend && p.inboundBusy() {
 			// Look again shortly: nothing on this stage's side says when
 			// the inbound work lets up.
-			free = min(free, sendsWhileInboundBusy-len(inflight))
+			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight))
 			next = p.cfg.Now().Add(burstSlot)
 		}
 		if st.name == StageParse && p.yieldToSMTP() {
@@ -358,18 +358,26 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 	}
 }
 
-// sendsWhileInboundBusy is how many sends run at once while every parse
-// worker has a job in hand. Inbound work that fills them (a storm of
-// registrations or replies) is what senders are waiting on; the notices
-// and invites queued meanwhile go out a few at a time and catch up once it
-// lets up, rather than taking the cores from it. Not none: outbound mail
-// never stops for good.
+// sendsWhileInboundBusy is how many sends run at once while the inbound
+// stages are overloaded (an eighth of the send workers, if more). Inbound
+// work that fills them (a storm of registrations or replies) is what
+// senders are waiting on; the notices and invites queued meanwhile are
+// put off, a few going out at a time, and catch up once it lets up,
+// rather than taking the cores from it. Not none: outbound mail never
+// stops for good.
 const sendsWhileInboundBusy = 4
 
-// inboundBusy reports whether every parse worker has a job in hand.
+// inboundBusy reports whether the inbound stages are overloaded: parsing
+// holds back for a burst, or every parse worker has a job in hand with
+// burstMinBacklog or more queued. A few slow messages (a sender's DNS
+// timing out) keep the workers busy without a backlog, and hold nothing
+// back.
 func (p *Pipeline) inboundBusy() bool {
+	if p.burst.holding.Load() {
+		return true
+	}
 	st := p.stages[StageParse]
-	return st.busy.Load() >= int64(st.workers)
+	return st.busy.Load() >= int64(st.workers) && p.inboundLen() >= burstMinBacklog
 }
 
 // yieldToSMTP is inBurst, logging when a burst starts and ends. Only the

@@ -80,9 +80,14 @@ func (g *relayGate) shut() {
 	g.mu.Unlock()
 }
 
+// release opens the gate, if shut.
 func (g *relayGate) release() {
 	g.mu.Lock()
-	close(g.open)
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
+	}
 	g.mu.Unlock()
 }
 
@@ -92,9 +97,9 @@ func (g *relayGate) counts() (held, most int) {
 	return g.held, g.most
 }
 
-// While every parse worker has a job in hand, sends go out
-// sendsWhileInboundBusy at a time; once the inbound work lets up, on all
-// the send workers.
+// While every parse worker has a job in hand and a backlog waits, sends go
+// out sendsWhileInboundBusy at a time; once the inbound work lets up, on
+// all the send workers.
 func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	const sendWorkers = 16
 	dns := &holdingResolver{Resolver: dnstest.Loopback()}
@@ -120,13 +125,26 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 		}
 	}
 
-	// The one parse worker waits for DNS, checking who sent a reply.
+	// The one parse worker waits for DNS, checking who sent a reply, and a
+	// backlog builds behind it.
 	dnsAnswers := make(chan struct{})
+	var answer sync.Once
+	answerDNS := func() { answer.Do(func() { close(dnsAnswers) }) }
+	t.Cleanup(func() { answerDNS(); gate.release() }) // before the harness stops, if the test fails
 	dns.setHold(dnsAnswers)
 	reply := setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", e.UID)
 	reply = strings.Replace(reply, "mailto:karim@example.com", "mailto:late@example.net", 1)
 	h.accept("late@example.net", "rsvp@"+domain, wrap("late@example.net", "REPLY", reply))
-	h.eventually("the parse worker busy", h.p.inboundBusy)
+	h.eventually("the parse worker busy", func() bool { return h.p.stages[StageParse].busy.Load() == 1 })
+	if h.p.inboundBusy() {
+		t.Fatal("inbound busy with one message: a slow message alone holds nothing back")
+	}
+	for i := range burstMinBacklog {
+		h.accept("a@example.com", "create@"+domain, junk(i))
+	}
+	if !h.p.inboundBusy() {
+		t.Fatalf("inbound not busy with the parse worker in hand and %d queued", h.p.inboundLen())
+	}
 
 	gate.shut()
 	sendAll(0, 20)
@@ -143,7 +161,7 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	}
 
 	// Inbound work done: every send worker sends.
-	close(dnsAnswers)
+	answerDNS()
 	h.eventually("the parse worker free", func() bool { return !h.p.inboundBusy() })
 	gate.shut()
 	sendAll(20, 20)
@@ -154,5 +172,19 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	gate.release()
 	if _, err := h.relay.Wait(ctx, 41); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// While parsing holds back for a burst the listener has the cores, and
+// sends yield too.
+func TestSends_YieldDuringBurstHold(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop() // the parse scheduler would decide the hold itself
+	if h.p.inboundBusy() {
+		t.Fatal("inbound busy with nothing queued")
+	}
+	h.p.burst.holding.Store(true)
+	if !h.p.inboundBusy() {
+		t.Fatal("sends do not yield while parsing holds back for a burst")
 	}
 }
