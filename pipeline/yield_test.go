@@ -114,15 +114,29 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	if _, err := h.relay.Wait(ctx, 1); err != nil { // the "event registered" notice
 		t.Fatal(err)
 	}
-	sendAll := func(from, n int) {
+	// sendHeld invites 20 people (the first numbered from) with the relay's
+	// gate shut, waits until want invites are held there at once, opens
+	// it, waits for all 20 and returns the most held at once.
+	sendHeld := func(from, want int) (most int) {
 		t.Helper()
-		rows := make([]store.Invitee, n)
+		gate.shut()
+		rows := make([]store.Invitee, 20)
 		for i := range rows {
 			rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", from+i)}
 		}
 		if _, err := h.p.Invite(ctx, e.UID, rows); err != nil {
 			t.Fatal(err)
 		}
+		h.eventually(fmt.Sprint(want, " invites held at the relay"), func() bool {
+			held, _ := gate.counts()
+			return held == want
+		})
+		gate.release()
+		if _, err := h.relay.Wait(ctx, 1+from+len(rows)); err != nil { // and the notice
+			t.Fatal(err)
+		}
+		_, most = gate.counts()
+		return most
 	}
 
 	// The one parse worker waits for DNS, checking who sent a reply, and a
@@ -146,33 +160,14 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 		t.Fatalf("inbound not busy with the parse worker in hand and %d queued", h.p.inboundLen())
 	}
 
-	gate.shut()
-	sendAll(0, 20)
-	h.eventually(fmt.Sprint(sendsWhileInboundBusy, " invites held at the relay"), func() bool {
-		held, _ := gate.counts()
-		return held == sendsWhileInboundBusy
-	})
-	gate.release()
-	if _, err := h.relay.Wait(ctx, 21); err != nil {
-		t.Fatal(err)
-	}
-	if _, most := gate.counts(); most > sendsWhileInboundBusy {
+	if most := sendHeld(0, sendsWhileInboundBusy); most > sendsWhileInboundBusy {
 		t.Errorf("%d invites at the relay at once while parsing was busy, want at most %d", most, sendsWhileInboundBusy)
 	}
 
 	// Inbound work done: every send worker sends.
 	answerDNS()
 	h.eventually("the parse worker free", func() bool { return !h.p.inboundBusy() })
-	gate.shut()
-	sendAll(20, 20)
-	h.eventually(fmt.Sprint(sendWorkers, " invites held at the relay"), func() bool {
-		held, _ := gate.counts()
-		return held == sendWorkers
-	})
-	gate.release()
-	if _, err := h.relay.Wait(ctx, 41); err != nil {
-		t.Fatal(err)
-	}
+	sendHeld(20, sendWorkers)
 }
 
 // While parsing holds back for a burst the listener has the cores, and
