@@ -367,6 +367,10 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 // stops for good.
 const sendsWhileInboundBusy = 4
 
+// SendsYielding reports whether sends yield to inbound work now (see
+// sendsWhileInboundBusy).
+func (p *Pipeline) SendsYielding() bool { return p.inboundBusy() }
+
 // inboundBusy reports whether the inbound stages are overloaded: parsing
 // holds back for a burst, or every parse worker has a job in hand with
 // burstMinBacklog or more queued. A few slow messages (a sender's DNS

@@ -30,6 +30,7 @@ var (
 	descQueue     = prometheus.NewDesc("invited_queue_jobs", "Jobs waiting in a pipeline stage's queue.", []string{"stage"}, nil)
 	descHolding   = prometheus.NewDesc("invited_burst_holding", "1 while parsing holds back for an SMTP burst.", nil, nil)
 	descHolds     = prometheus.NewDesc("invited_burst_holds_total", "SMTP bursts parsing held back for since start.", nil, nil)
+	descYielding  = prometheus.NewDesc("invited_sends_yielding", "1 while outbound mail goes out a few at a time, for the inbound stages are overloaded (a burst held back, or every parse worker busy with a backlog).", nil, nil)
 	descCommits   = prometheus.NewDesc("invited_store_commits_total", "Write transactions committed (each one fsync) since start.", nil, nil)
 	descCommitted = prometheus.NewDesc("invited_store_committed_functions_total", "Updates those transactions held: over commits, how many share each fsync.", nil, nil)
 	descWrites    = prometheus.NewDesc("invited_store_page_writes_total", "Page writes (runs of contiguous pages, meta included) those transactions made.", nil, nil)
@@ -40,7 +41,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descCommits, descCommitted, descWrites, descWriter, descFile, descReleased, descCounts} {
+	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descYielding, descCommits, descCommitted, descWrites, descWriter, descFile, descReleased, descCounts} {
 		ch <- d
 	}
 }
@@ -62,6 +63,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descHolding, holding)
 	counter(descHolds, c.pl.Holds())
+	yielding := int64(0)
+	if c.pl.SendsYielding() {
+		yielding = 1
+	}
+	gauge(descYielding, yielding)
 	counter(descCommits, c.db.Commits())
 	counter(descCommitted, c.db.Committed())
 	counter(descWrites, c.db.Writes())

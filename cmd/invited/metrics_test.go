@@ -69,6 +69,9 @@ func TestMetricsAndReadyz(t *testing.T) {
 	if run, commit := value(after, `invited_store_writer_seconds_total{part="run"}`), value(after, `invited_store_writer_seconds_total{part="commit"}`); run <= 0 || commit <= 0 {
 		t.Errorf("the committer was busy %vs running updates and %vs committing", run, commit)
 	}
+	if v := value(after, "invited_sends_yielding"); v != 0 {
+		t.Errorf("sends yielding (%v) with one message handled", v)
+	}
 	for _, name := range []string{`invited_queue_jobs{stage="parse"}`, "invited_burst_holding", "invited_store_file_bytes", "go_goroutines",
 		`invited_system_count{what="invited"}`, `invited_system_count{what="delegated"}`} {
 		value(after, name)
