@@ -97,42 +97,71 @@ func (g *relayGate) counts() (held, most int) {
 	return g.held, g.most
 }
 
+// testClock is time.Now moved on by the test.
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
 // While every parse worker has a job in hand and a backlog waits, sends go
-// out sendsWhileInboundBusy at a time; once the inbound work lets up, on
-// all the send workers.
+// out sendsWhileInboundBusy at a time, until the oldest has waited
+// sendsPutOffAtMost; once the inbound work lets up, on all the send
+// workers.
 func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	const sendWorkers = 16
 	dns := &holdingResolver{Resolver: dnstest.Loopback()}
 	gate := newRelayGate()
+	clock := &testClock{}
 	h := newHarnessConns(t, smtptest.Options{Reject: gate.reject}, sendWorkers, func(c *Config) {
 		c.Workers = map[string]int{StageParse: 1, StageSend: sendWorkers}
 		c.Auth = &senderauth.Checker{Resolver: dns, Policy: PolicyAligned}
+		c.Now = clock.now
 	})
 	e := h.register(testdata(t, weekly))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := h.relay.Wait(ctx, 1); err != nil { // the "event registered" notice
+	delivered := 1 // the "event registered" notice
+	if _, err := h.relay.Wait(ctx, delivered); err != nil {
 		t.Fatal(err)
 	}
-	// sendHeld invites 20 people (the first numbered from) with the relay's
-	// gate shut, waits until want invites are held there at once, opens
-	// it, waits for all 20 and returns the most held at once.
-	sendHeld := func(from, want int) (most int) {
+	// invite invites 20 more people with the relay's gate shut.
+	invite := func() {
 		t.Helper()
 		gate.shut()
 		rows := make([]store.Invitee, 20)
 		for i := range rows {
-			rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", from+i)}
+			rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", delivered+i)}
 		}
 		if _, err := h.p.Invite(ctx, e.UID, rows); err != nil {
 			t.Fatal(err)
 		}
-		h.eventually(fmt.Sprint(want, " invites held at the relay"), func() bool {
+		delivered += len(rows)
+	}
+	waitHeld := func(want int) {
+		t.Helper()
+		h.eventually(fmt.Sprint(want, " invites held at the relay at once"), func() bool {
 			held, _ := gate.counts()
 			return held == want
 		})
+	}
+	// deliver opens the gate, waits for everything invited, and returns the
+	// most invites the gate held at once.
+	deliver := func() (most int) {
+		t.Helper()
 		gate.release()
-		if _, err := h.relay.Wait(ctx, 1+from+len(rows)); err != nil { // and the notice
+		if _, err := h.relay.Wait(ctx, delivered); err != nil {
 			t.Fatal(err)
 		}
 		_, most = gate.counts()
@@ -160,14 +189,25 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 		t.Fatalf("inbound not busy with the parse worker in hand and %d queued", h.p.inboundLen())
 	}
 
-	if most := sendHeld(0, sendsWhileInboundBusy); most > sendsWhileInboundBusy {
+	invite()
+	waitHeld(sendsWhileInboundBusy)
+	if most := deliver(); most > sendsWhileInboundBusy {
 		t.Errorf("%d invites at the relay at once while parsing was busy, want at most %d", most, sendsWhileInboundBusy)
 	}
+
+	// Still busy, but the oldest invite has waited long enough.
+	invite()
+	waitHeld(sendsWhileInboundBusy)
+	clock.advance(sendsPutOffAtMost + time.Second)
+	waitHeld(sendWorkers)
+	deliver()
 
 	// Inbound work done: every send worker sends.
 	answerDNS()
 	h.eventually("the parse worker free", func() bool { return !h.p.inboundBusy() })
-	sendHeld(20, sendWorkers)
+	invite()
+	waitHeld(sendWorkers)
+	deliver()
 }
 
 // While parsing holds back for a burst the listener has the cores, and

@@ -180,6 +180,20 @@ func (tx *Tx) DeadLetters(after uint64, limit int) ([]Job, error) {
 	return out, nil
 }
 
+// Oldest returns when the first job in stage's queue fell due (whether
+// a worker has it in hand or not); false if the queue is empty.
+func (db *DB) Oldest(stage string) (due time.Time, ok bool) {
+	_ = db.View(func(tx *Tx) error {
+		if b := tx.tx.Bucket(queueBucket(stage)); b != nil {
+			if k, _ := b.Cursor().First(); k != nil {
+				due, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+			}
+		}
+		return nil
+	})
+	return due, ok
+}
+
 // Due lists up to max jobs of stage that are due at now, earliest first,
 // leaving out those for which skip returns true (jobs being worked on).
 // next is when the earliest job that is not yet due will be, or zero.

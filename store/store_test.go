@@ -533,3 +533,23 @@ func TestFill_AppendedBucketsFillTheirPages(t *testing.T) {
 		t.Errorf("%d events on %d leaf pages (%.1f a page), want about 5 (3 at bbolt's 50%%)", n, leaves(bEvents), perPage)
 	}
 }
+
+func TestQueue_Oldest(t *testing.T) {
+	db := openTestDB(t)
+	if _, ok := db.Oldest("send"); ok {
+		t.Fatal("an empty queue has an oldest job")
+	}
+	err := db.Update(context.Background(), func(tx *Tx) error {
+		if _, err := tx.Enqueue("send", &Job{Kind: "k", Due: t0.Add(time.Minute)}, t0); err != nil {
+			return err
+		}
+		_, err := tx.Enqueue("send", &Job{Kind: "k"}, t0.Add(time.Second)) // due as queued
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if due, ok := db.Oldest("send"); !ok || !due.Equal(t0.Add(time.Second)) {
+		t.Errorf("Oldest = %v, %v; want %v", due, ok, t0.Add(time.Second))
+	}
+}
