@@ -315,7 +315,7 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		}
 		free := st.workers - len(inflight)
 		var next time.Time
-		if st.name == StageSend && p.sendsYield() {
+		if st.name == StageSend && p.SendsYielding() {
 			// Look again shortly: nothing on this stage's side says when
 			// the inbound work lets up.
 			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight))
@@ -360,24 +360,21 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 
 // sendsWhileInboundBusy is how many sends run at once while the inbound
 // stages are overloaded (an eighth of the send workers, if more), for at
-// most sendsPutOffAtMost. Inbound
-// work that fills them (a storm of registrations or replies) is what
-// senders are waiting on; the notices and invites queued meanwhile are
-// put off, a few going out at a time, and catch up once it lets up,
-// rather than taking the cores from it. Not none: outbound mail never
-// stops for good.
+// most sendsPutOffAtMost. Inbound work that fills them (a storm of
+// registrations or replies) is what senders are waiting on; the notices
+// and invites queued meanwhile are put off, a few going out at a time, and
+// catch up once it lets up, rather than taking the cores from it. Not
+// none: outbound mail never stops.
 const sendsWhileInboundBusy = 4
 
 // sendsPutOffAtMost bounds how long outbound mail yields: once the oldest
 // queued send has been due that long, every send worker runs again,
-// overload or not, so notices and invites never fall further behind.
+// overload or not.
 const sendsPutOffAtMost = time.Minute
 
 // SendsYielding reports whether sends yield to inbound work now (see
 // sendsWhileInboundBusy).
-func (p *Pipeline) SendsYielding() bool { return p.sendsYield() }
-
-func (p *Pipeline) sendsYield() bool {
+func (p *Pipeline) SendsYielding() bool {
 	if !p.inboundBusy() {
 		return false
 	}
