@@ -232,7 +232,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.BurstRate, "burst-rate", c.BurstRate, "`messages` a second from which SMTP arriving faster than parsing counts as a burst: parsing then waits and the queue absorbs it; negative: never [INVITED_BURST_RATE]")
 	fs.Int64Var(&c.BurstBuffer, "burst-buffer", c.BurstBuffer, "`messages` queued for parsing past which a burst no longer holds parsing back (default: half of max-inbound) [INVITED_BURST_BUFFER]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
-	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel [INVITED_SEND_WORKERS]")
+	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel (an eighth, at least 4, while the inbound stages are overloaded) [INVITED_SEND_WORKERS]")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest message header accepted, in `bytes` [INVITED_MAX_HEADER_BYTES]")
 	fs.IntVar(&c.MaxMIMEDepth, "max-mime-depth", c.MaxMIMEDepth, "multipart `levels` a message may nest [INVITED_MAX_MIME_DEPTH]")
 	fs.IntVar(&c.MaxMIMEParts, "max-mime-parts", c.MaxMIMEParts, "MIME `parts` a message may have [INVITED_MAX_MIME_PARTS]")
