@@ -186,7 +186,7 @@ func (db *DB) Oldest(stage string) (due time.Time, ok bool) {
 	_ = db.View(func(tx *Tx) error {
 		if b := tx.tx.Bucket(queueBucket(stage)); b != nil {
 			if k, _ := b.Cursor().First(); k != nil {
-				due, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))), true
+				due, ok = keyTime(k), true
 			}
 		}
 		return nil
@@ -207,7 +207,7 @@ func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) boo
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if bytes.Compare(k[:8], limit) > 0 {
-				next = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+				next = keyTime(k)
 				return nil
 			}
 			if skip != nil && skip(binary.BigEndian.Uint64(k[8:16])) {
@@ -223,7 +223,7 @@ func (db *DB) Due(stage string, now time.Time, max int, skip func(id uint64) boo
 				j = &Job{Kind: KindUndecodable, LastError: err.Error()}
 			}
 			j.ID, j.Stage = binary.BigEndian.Uint64(k[8:16]), stage
-			j.Due = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+			j.Due = keyTime(k)
 			jobs = append(jobs, j)
 		}
 		return nil

@@ -492,6 +492,11 @@ func timeKey(t time.Time) []byte {
 	return u64(uint64(n))
 }
 
+// keyTime reads back the time a key begins with (see timeKey).
+func keyTime(k []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+}
+
 func join(parts ...string) []byte {
 	return []byte(strings.Join(parts, "\x00"))
 }
