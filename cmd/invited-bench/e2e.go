@@ -374,14 +374,21 @@ wait:
 		}
 		prog.Update("max applied rate: %d accepted, %d applied; queued %s", accepted.Load(), applied.Load(), q)
 	}
-	// Run out early, the messages still in flight belong to the time
-	// measured: wait for them (at most window) before reading the clock.
-	for early && applied.Load() < accepted.Load() && time.Since(start) < 2*dur {
-		select {
-		case <-monitorDone: // failed, or ctx ended
-			early = false
-		case <-time.After(5 * time.Millisecond):
+	// catchUp waits until what was accepted is applied (at most window
+	// messages), the monitor stops, or until.
+	catchUp := func(until time.Time) {
+		for applied.Load() < accepted.Load() && time.Now().Before(until) {
+			select {
+			case <-monitorDone: // failed, or ctx ended
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
+	}
+	if early {
+		// Run out early, the messages still in flight belong to the time
+		// measured: wait for them before reading the clock.
+		catchUp(start.Add(2 * dur))
 	}
 	end, err := load.count(ctx)
 	elapsed := time.Since(start)
@@ -392,16 +399,8 @@ wait:
 	if err != nil {
 		return nil, err
 	}
-	// Let the backlog (at most window messages) apply before what follows.
-	drainUntil := time.Now().Add(60 * time.Second)
-drain:
-	for applied.Load() < accepted.Load() && time.Now().Before(drainUntil) {
-		select {
-		case <-monitorDone: // failed, or ctx ended
-			break drain
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	// Let the backlog apply before what follows.
+	catchUp(time.Now().Add(60 * time.Second))
 	stopMonitor()
 	<-monitorDone
 	if err := ctx.Err(); err != nil {
