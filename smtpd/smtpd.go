@@ -390,7 +390,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if n < l.max {
-			return &countedConn{Conn: c, l: l, ip: ip}, nil
+			return &countedConn{Conn: &replyConn{Conn: c}, l: l, ip: ip}, nil
 		}
 		l.log.Warn("limit: connections per address", "remote", ip, "limit", l.max)
 		c.SetWriteDeadline(time.Now().Add(time.Second))

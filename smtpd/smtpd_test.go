@@ -36,6 +36,12 @@ func (q queue) Busy() bool { return q.p.Busy() }
 // messages stay queued, so tests can look at them and fill the queue).
 func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *store.DB) {
 	t.Helper()
+	return serveOn(t, cfg, maxInbound, nil)
+}
+
+// serveOn is serve with the listener wrapped by wrap, if not nil.
+func serveOn(t *testing.T, cfg smtpd.Config, maxInbound int64, wrap func(net.Listener) net.Listener) (addr string, db *store.DB) {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +62,10 @@ func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *s
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr = ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -69,7 +79,7 @@ func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *s
 		}
 		db.Close()
 	})
-	return ln.Addr().String(), db
+	return addr, db
 }
 
 func dial(t *testing.T, addr string) *smtp.Client {
