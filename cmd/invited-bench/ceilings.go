@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,19 +20,84 @@ import (
 )
 
 // smtpCeiling measures a go-smtp server that discards what it receives:
-// the most any go-smtp based listener can accept on this machine, with
-// the load generator sharing the CPUs as it does against the daemon.
+// the most any go-smtp based listener can accept on this machine. The
+// server runs in a process of its own, as the daemon does, with the load
+// generator sharing the CPUs as it does against the daemon: in the bench's
+// own process the two would share one Go scheduler, and hand-offs between
+// client and server that cost a daemon a switch between processes would
+// come free.
 func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() []byte) (SMTPFigure, error) {
-	srv, err := smtptest.Start(smtptest.Options{Discard: true})
+	sink, err := startSink(ctx)
 	if err != nil {
 		return SMTPFigure{}, err
 	}
-	defer srv.Close()
-	r := closedLoop(ctx, srv.Addr, "bench@example.org", "sink@example.net", sessions, d, msg, false)
+	defer sink.stop()
+	cpu := startCPU(sink.cmd.Process.Pid)
+	r := closedLoop(ctx, sink.addr, "bench@example.org", "sink@example.net", sessions, d, msg, false)
 	if r.OK == 0 {
 		return SMTPFigure{}, fmt.Errorf("smtp ceiling: nothing accepted: %v", r.FirstErr)
 	}
-	return smtpFigure(r), nil
+	f := smtpFigure(r)
+	f.ServerCores, f.CPUPerMsgUS = cpu.Cores(), float64(cpu.Used().Microseconds())/float64(r.OK)
+	return f, nil
+}
+
+// sinkArg, as the bench's only argument, makes it the discarding go-smtp
+// server of smtpCeiling: it prints its address and serves until its
+// standard input closes.
+const sinkArg = "-internal-sink"
+
+// runSink is the bench run with sinkArg.
+func runSink(stdin io.Reader, stdout io.Writer) error {
+	srv, err := smtptest.Start(smtptest.Options{Discard: true})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintln(stdout, srv.Addr)
+	_, err = io.Copy(io.Discard, stdin)
+	return err
+}
+
+type sink struct {
+	cmd  *exec.Cmd
+	in   io.Closer
+	addr string
+}
+
+// startSink starts the bench's own binary as a discarding server.
+func startSink(ctx context.Context) (*sink, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, sinkArg)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &sink{cmd: cmd, in: in}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("smtp ceiling: the sink did not start: %w", err)
+	}
+	s.addr = strings.TrimSpace(line)
+	return s, nil
+}
+
+// stop closes the sink's standard input, which ends it, and waits.
+func (s *sink) stop() {
+	s.in.Close()
+	s.cmd.Wait()
 }
 
 // boltOptions are the options invited's store opens bbolt with.

@@ -29,6 +29,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == sinkArg {
+		if err := runSink(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "invited-bench sink:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), os.Args, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -54,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	lockstep = o.Lockstep
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // a second Ctrl-C kills at once

@@ -39,6 +39,7 @@ type Options struct {
 	LogLevel     string   `json:"log_level"`
 	Auth         string   `json:"auth_policy"`
 	DaemonFlags  strList  `json:"daemon_flags,omitempty"`
+	Lockstep     bool     `json:"lockstep"`
 }
 
 // quickDefaults replace the defaults of the flags not given with -quick.
@@ -109,6 +110,7 @@ Flags:
 	fs.IntVar(&o.Reads, "reads", o.Reads, "requests per HTTP read latency figure")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the daemon's --log-level")
 	fs.StringVar(&o.Auth, "auth", o.Auth, "the daemon's --auth-policy: aligned (SPF checked against a DNS server the bench runs on 127.0.0.1) or none")
+	fs.BoolVar(&o.Lockstep, "lockstep", false, "SMTP clients wait for each reply (as smtp-source does) instead of pipelining MAIL, RCPT and DATA (as Gmail, Exchange and Postfix do)")
 	fs.Var(&o.DaemonFlags, "daemon-flag", "extra flag for invited serve, e.g. -daemon-flag=--send-workers=16 (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -83,6 +83,9 @@ type SMTPFigure struct {
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"per_second"`
 	Latency   Latency `json:"latency"`
+	// The discarding server's CPU: cores used, and per message.
+	ServerCores float64 `json:"server_cores"`
+	CPUPerMsgUS float64 `json:"cpu_us_per_msg"`
 }
 
 func smtpFigure(r loadResult) SMTPFigure {
@@ -341,13 +344,17 @@ func printTable(w io.Writer, r *Result) {
 		r.Git, r.Go, r.Host.CPUs, r.Host.OS, r.Host.Arch, r.Host.Dir, r.Host.LoadBefore, r.Host.LoadAfter)
 
 	size := fmt.Sprintf("%.1f KiB", float64(r.Options.MessageBytes)/1024) // -size
-	section("1. Ceilings (same machine, same run)")
-	fmt.Fprintln(tw, "what\tconcurrency\trate/s\tp50 ms\tp99 ms\tper commit\t")
+	clients := "SMTP clients pipeline MAIL, RCPT and DATA (RFC 2920)"
+	if r.Options.Lockstep {
+		clients = "SMTP clients wait for each reply (-lockstep)"
+	}
+	section("1. Ceilings (same machine, same run; go-smtp in a process of its own; " + clients + ")")
+	fmt.Fprintln(tw, "what\tconcurrency\trate/s\tp50 ms\tp99 ms\tserver cores\tCPU µs/msg\tper commit\t")
 	for _, f := range r.Ceilings.SMTP {
-		fmt.Fprintf(tw, "go-smtp discard, %s\t%d sessions\t%.0f\t%.2f\t%.2f\t\t\n", size, f.Sessions, f.PerSecond, f.Latency.P50, f.Latency.P99)
+		fmt.Fprintf(tw, "go-smtp discard, %s\t%d sessions\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t\t\n", size, f.Sessions, f.PerSecond, f.Latency.P50, f.Latency.P99, f.ServerCores, f.CPUPerMsgUS)
 	}
 	for _, f := range r.Ceilings.Bolt {
-		fmt.Fprintf(tw, "bbolt %s, %s\t%d producers\t%.0f\t%.2f\t%.2f\t%.1f\t\n", f.Mode, size, f.Producers, f.PerSecond, f.Latency.P50, f.Latency.P99, f.WritesPerCommit)
+		fmt.Fprintf(tw, "bbolt %s, %s\t%d producers\t%.0f\t%.2f\t%.2f\t\t\t%.1f\t\n", f.Mode, size, f.Producers, f.PerSecond, f.Latency.P50, f.Latency.P99, f.WritesPerCommit)
 	}
 
 	if len(r.Accept) > 0 {

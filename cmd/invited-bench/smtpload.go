@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // requestTemplate is a real Gmail invitation (testdata/imip) made into a
@@ -133,95 +130,6 @@ func newUIDSource(run, phase string) *uidSource {
 
 func (u *uidSource) next() string {
 	return fmt.Sprintf("%s%07d@example.org", u.prefix, u.n.Add(1))
-}
-
-// sender is one SMTP session reused for many messages.
-type sender struct {
-	addr string
-	from string
-	rcpt string
-	c    *smtp.Client
-}
-
-// sendResult is the outcome of one message.
-type sendResult struct {
-	ID       string        // queue id from the 250 answer, if any
-	Latency  time.Duration // MAIL to the answer of DATA
-	Done     time.Time     // when the 250 arrived
-	Deferred bool          // a 4xx answer
-	Err      error         // any failure, including Deferred
-}
-
-// send delivers msg, redialing once if the session broke.
-func (s *sender) send(msg []byte) sendResult {
-	start := time.Now()
-	id, err := s.try(msg)
-	var se *smtp.SMTPError
-	if err != nil && !errors.As(err, &se) {
-		// A broken connection: start a new session and try once more.
-		s.close()
-		start = time.Now()
-		id, err = s.try(msg)
-	}
-	r := sendResult{ID: id, Latency: time.Since(start), Done: time.Now(), Err: err}
-	if errors.As(err, &se) && se.Code/100 == 4 {
-		r.Deferred = true
-	}
-	if err != nil && !errors.As(err, &se) {
-		s.close()
-	}
-	return r
-}
-
-func (s *sender) try(msg []byte) (string, error) {
-	if s.c == nil {
-		c, err := smtp.Dial(s.addr)
-		if err != nil {
-			return "", err
-		}
-		if err := c.Hello("bench.example"); err != nil {
-			c.Close()
-			return "", err
-		}
-		s.c = c
-	}
-	if err := s.c.Mail(s.from, nil); err != nil {
-		return "", s.abort(err)
-	}
-	if err := s.c.Rcpt(s.rcpt, nil); err != nil {
-		return "", s.abort(err)
-	}
-	w, err := s.c.Data()
-	if err != nil {
-		return "", s.abort(err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		return "", err
-	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return "", err
-	}
-	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
-	return strings.TrimSpace(id), nil
-}
-
-// abort resets the transaction after a refused command, keeping the
-// session.
-func (s *sender) abort(err error) error {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		_ = s.c.Reset()
-	}
-	return err
-}
-
-func (s *sender) close() {
-	if s.c != nil {
-		_ = s.c.Quit()
-		s.c.Close()
-		s.c = nil
-	}
 }
 
 // loadResult sums up a closed-loop SMTP run.
