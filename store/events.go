@@ -73,7 +73,7 @@ func (tx *Tx) CreateEvent(e *Event) error {
 	if _, err := tx.ensureOrganizer(e.OrganizerEmail, e.OrganizerName, e.Created); err != nil {
 		return err
 	}
-	if err := tx.put(bEventStats, []byte(e.UID), &Counters{}); err != nil {
+	if err := tx.putCounters(bEventStats, []byte(e.UID), Counters{}); err != nil {
 		return err
 	}
 	return tx.Count(e.UID, e.OrganizerEmail, Counters{Events: 1})

@@ -1,6 +1,11 @@
 package store
 
-import "errors"
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
 
 // Counters are the statistics kept for an event, an organizer and the
 // whole system. Each is changed in the transaction that changes what it
@@ -98,23 +103,21 @@ func (tx *Tx) addCounters(bucket, key []byte, d Counters) error {
 		return err
 	}
 	c.Add(d)
-	return tx.put(bucket, key, &c)
+	return tx.putCounters(bucket, key, c)
 }
 
 // counters reads the counters stored at key, zero if there are none yet.
 func (tx *Tx) counters(bucket, key []byte) (Counters, error) {
-	var c Counters
-	if err := tx.get(bucket, key, &c); err != nil && !errors.Is(err, ErrNotFound) {
-		return c, err
+	c, err := tx.getCounters(bucket, key)
+	if errors.Is(err, ErrNotFound) {
+		return c, nil
 	}
-	return c, nil
+	return c, err
 }
 
 // EventStats reads the counters of event uid.
 func (tx *Tx) EventStats(uid string) (Counters, error) {
-	var c Counters
-	err := tx.get(bEventStats, []byte(uid), &c)
-	return c, err
+	return tx.getCounters(bEventStats, []byte(uid))
 }
 
 // OrganizerStats reads the counters of an organizer (zero if unknown).
@@ -125,4 +128,64 @@ func (tx *Tx) OrganizerStats(organizer string) (Counters, error) {
 // SystemStats reads the system-wide counters.
 func (tx *Tx) SystemStats() (Counters, error) {
 	return tx.counters(bMeta, keySysStats)
+}
+
+// Counters are stored as countersBinary and then each field, in the
+// order declared, as a varint: they are read and written again by most
+// transactions (three times for each event registered or reply
+// counted), and JSON cost several times as much. Counters stored as JSON
+// by earlier versions still read.
+const countersBinary = 1
+
+// fields points at each counter, in the order declared.
+func (c *Counters) fields() [13]*int64 {
+	return [...]*int64{&c.Organizers, &c.Events, &c.Attendees, &c.Invited, &c.InvitesSent,
+		&c.Accepted, &c.Declined, &c.Tentative, &c.Pending, &c.Delegated,
+		&c.UpdatesSent, &c.CancelsSent, &c.SendFailed}
+}
+
+func (tx *Tx) putCounters(bucket, key []byte, c Counters) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
+	b := make([]byte, 1, 1+13*binary.MaxVarintLen64)
+	b[0] = countersBinary
+	for _, f := range c.fields() {
+		b = binary.AppendVarint(b, *f)
+	}
+	return tx.tx.Bucket(bucket).Put(key, b)
+}
+
+func (tx *Tx) getCounters(bucket, key []byte) (Counters, error) {
+	var c Counters
+	data := tx.tx.Bucket(bucket).Get(key)
+	if data == nil {
+		return c, ErrNotFound
+	}
+	if err := c.decode(data); err != nil {
+		return Counters{}, fmt.Errorf("store: decode %s/%q: %w", bucket, key, err)
+	}
+	return c, nil
+}
+
+// decode reads counters as putCounters wrote them, or as JSON.
+func (c *Counters) decode(data []byte) error {
+	if len(data) > 0 && data[0] == '{' {
+		return json.Unmarshal(data, c)
+	}
+	if len(data) == 0 || data[0] != countersBinary {
+		return errors.New("unknown encoding of counters")
+	}
+	data = data[1:]
+	for _, f := range c.fields() {
+		v, n := binary.Varint(data)
+		if n <= 0 {
+			return errors.New("truncated counters")
+		}
+		*f, data = v, data[n:]
+	}
+	if len(data) > 0 {
+		return errors.New("counters followed by extra bytes")
+	}
+	return nil
 }
