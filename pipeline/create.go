@@ -22,8 +22,7 @@ import (
 func (p *Pipeline) create(ctx context.Context, j *store.Job) (outcome, error) {
 	var apply func(*store.Tx, *store.Job, *commandJob) error
 	switch j.Kind {
-	case kindRequest:
-		apply = p.applyRequest
+	case kindRequest: // below, once the calendar is read
 	case kindCancel:
 		apply = p.applyCancel
 	case kindReply:
@@ -36,6 +35,13 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (outcome, error) {
 	c, err := p.command(j)
 	if err != nil {
 		return outcome{}, err
+	}
+	if j.Kind == kindRequest {
+		fresh, err := p.freshEvent(j, c)
+		if err != nil {
+			return outcome{}, err
+		}
+		apply = func(tx *store.Tx, j *store.Job, c *commandJob) error { return p.applyRequest(tx, j, c, fresh) }
 	}
 	return outcome{apply: func(tx *store.Tx) error {
 		if err := apply(tx, j, c); err != nil {
@@ -51,11 +57,51 @@ func (p *Pipeline) processed(tx *store.Tx, j *store.Job, format string, args ...
 	return p.note(tx, j, store.MessageProcessed, fmt.Sprintf(format, args...))
 }
 
-// applyRequest registers a new event or applies an organizer's update.
-func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error {
+// freshEvent is the event a REQUEST registers if no event has its UID
+// yet, made before the transaction, with the notice that says so encoded:
+// the transaction, which every writer waits on, then only writes them.
+type freshEvent struct {
+	event  *store.Event
+	notice *store.Job // nil unless the organizer is believed
+}
+
+func (p *Pipeline) freshEvent(j *store.Job, c *commandJob) (*freshEvent, error) {
 	now := p.cfg.Now()
 	first := c.Calendar.Events[0]
-	upd, lone := newData(c.Calendar)
+	d, _ := newData(c.Calendar)
+	e := &store.Event{
+		UID:              newUID(now),
+		OriginalUID:      first.UID,
+		OrganizerEmail:   organizer(first),
+		OrganizerName:    first.Organizer.Name,
+		Status:           store.StatusConfirmed,
+		OriginalSequence: first.Sequence,
+		OriginalDTStamp:  nowOr(first.DTStamp, now),
+		Created:          now,
+		LastModified:     now,
+	}
+	if strings.EqualFold(d.Master.Status, "TENTATIVE") {
+		e.Status = store.StatusTentative
+	}
+	if err := d.save(e); err != nil {
+		return nil, err
+	}
+	f := &freshEvent{event: e}
+	if c.Believed {
+		n, err := noticeJob(j.Message, p.organizerAddress(e), noticeCreated, p.createdNotice(e, d), "")
+		if err != nil {
+			return nil, err
+		}
+		f.notice = n
+	}
+	return f, nil
+}
+
+// applyRequest registers a new event (fresh) or applies an organizer's
+// update.
+func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob, fresh *freshEvent) error {
+	now := p.cfg.Now()
+	first := c.Calendar.Events[0]
 	org, err := tx.OrganizerOrNew(organizer(first), now)
 	if err != nil {
 		return err
@@ -68,28 +114,12 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		if err := p.underEventLimit(tx, j, c, org, now); err != nil {
 			return err
 		}
-		e = &store.Event{
-			UID:              newUID(now),
-			OriginalUID:      first.UID,
-			OrganizerEmail:   organizer(first),
-			OrganizerName:    first.Organizer.Name,
-			Status:           store.StatusConfirmed,
-			OriginalSequence: first.Sequence,
-			OriginalDTStamp:  nowOr(first.DTStamp, now),
-			Created:          now,
-			LastModified:     now,
-		}
-		if strings.EqualFold(upd.Master.Status, "TENTATIVE") {
-			e.Status = store.StatusTentative
-		}
-		if err := upd.save(e); err != nil {
-			return err
-		}
+		e = fresh.event
 		if err := tx.CreateEvent(e); err != nil {
 			return err
 		}
-		if c.Believed {
-			if err := p.notify(tx, j.Message, p.organizerAddress(e), noticeCreated, p.createdNotice(e, upd), ""); err != nil {
+		if fresh.notice != nil {
+			if _, err := tx.Enqueue(StageSend, fresh.notice, now); err != nil {
 				return err
 			}
 		}
@@ -98,6 +128,7 @@ func (p *Pipeline) applyRequest(tx *store.Tx, j *store.Job, c *commandJob) error
 		return err
 	}
 
+	upd, lone := newData(c.Calendar)
 	stamp := nowOr(first.DTStamp, now)
 	if first.Sequence < e.OriginalSequence ||
 		first.Sequence == e.OriginalSequence && !stamp.After(e.OriginalDTStamp) {

@@ -60,11 +60,22 @@ func noticeData(name string) (any, error) {
 // only to an address they believe (an authenticated sender, or a
 // record's own address), never to a From that may be forged.
 func (p *Pipeline) notify(tx *store.Tx, message string, to itip.Address, template string, data any, reportUID string) error {
-	b, err := json.Marshal(data)
+	jb, err := noticeJob(message, to, template, data, reportUID)
 	if err != nil {
 		return err
 	}
-	return p.enqueue(tx, StageSend, kindNotify, message, notifyJob{Template: template, To: to, Data: b, ReportUID: reportUID})
+	_, err = tx.Enqueue(StageSend, jb, p.cfg.Now())
+	return err
+}
+
+// noticeJob is the send job of a notification, for notify or for a
+// caller that encodes it ahead of its transaction.
+func noticeJob(message string, to itip.Address, template string, data any, reportUID string) (*store.Job, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return newJob(kindNotify, message, notifyJob{Template: template, To: to, Data: b, ReportUID: reportUID})
 }
 
 // sendNotice renders and delivers a notify job.
