@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/itip"
@@ -102,5 +104,46 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 		if e.Summary != summary {
 			t.Errorf("event %s: summary %q, want %q", uid, e.Summary, summary)
 		}
+	}
+}
+
+// TestHandoff_CreateTakesVerifysCalendar: verify's job for create carries
+// the calendar verify decoded, and create, run straight after, takes it
+// rather than decoding the hand-off (or reading the message) again; a job
+// read back from the queue carries nothing.
+func TestHandoff_CreateTakesVerifysCalendar(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, nil)
+	h.stop()
+	ics := testdata(t, weekly)
+	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", ics))
+	h.parseOnly()
+	jobs, _, err := h.db.Due(StageVerify, h.p.cfg.Now().Add(time.Hour), 10, nil)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("verify jobs %v, %v; want 1", jobs, err)
+	}
+	if jobs[0].Carry != nil {
+		t.Errorf("a job read from the queue carries %T", jobs[0].Carry)
+	}
+	o, err := h.p.verify(context.Background(), jobs[0])
+	if err != nil || len(o.next) != 1 {
+		t.Fatalf("verify: %+v, %v", o, err)
+	}
+	cal, ok := o.next[0].Carry.(*itip.Calendar)
+	if !ok || len(cal.Events) != 1 {
+		t.Fatalf("verify's job for create carries %#v", o.next[0].Carry)
+	}
+
+	// With nothing handed off and no message to read again, only the
+	// carried calendar can serve create.
+	h.p.handoff.Delete(calKey{id, 0})
+	j := *o.next[0]
+	j.Message = "no-such-message"
+	c, err := h.p.command(&j)
+	if err != nil || c.Calendar != cal {
+		t.Fatalf("create's calendar: %v, %v; want the one verify carried", c, err)
+	}
+	j.Carry = nil
+	if _, err := h.p.command(&j); err == nil {
+		t.Fatal("without the carried calendar, a job whose message is gone still read")
 	}
 }

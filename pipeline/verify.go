@@ -46,15 +46,20 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 	default:
 		return outcome{}, reject("unknown job kind %q", j.Kind)
 	}
+	var carry *itip.Calendar
 	if c, ok := next.(*commandJob); ok {
-		// The calendar stays in the hand-off (or the message).
+		// The calendar stays in the hand-off (or the message), and goes
+		// along in memory for create run straight after.
 		cp := *c
-		cp.Calendar = nil
+		cp.Calendar, carry = nil, c.Calendar
 		next = &cp
 	}
 	out, err := newJob(j.Kind, j.Message, next)
 	if err != nil {
 		return outcome{}, err
+	}
+	if carry != nil {
+		out.Carry = carry
 	}
 	return outcome{next: []*store.Job{out}, to: StageCreate}, nil
 }

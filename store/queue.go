@@ -23,6 +23,10 @@ type Job struct {
 	LastError string          `json:"last_error,omitempty"`
 	// Failed is set on dead letters: when the job was given up.
 	Failed time.Time `json:"failed,omitzero"`
+	// Carry is what the stage that made the job had decoded for it, for
+	// the next stage when that runs the job straight away in memory. It
+	// is never stored: a job read from a queue carries nothing.
+	Carry any `json:"-"`
 }
 
 func (j *Job) key() []byte {
