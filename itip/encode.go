@@ -361,15 +361,21 @@ func (e *encoder) timeProp(name string, t Time) *ical.Prop {
 }
 
 // addrValue cleans an e-mail for a mailto: value: what calAddress reads,
-// without white space or angle brackets anywhere.
+// without white space or angle brackets anywhere, nor a "mailto:" left at
+// its start ("MAILTO :x" once spaces go, or "mailto:mailto:x"), which the
+// next read would strip: the value must read back as what it was made of.
 func addrValue(s string) string {
-	s = calAddress(s)
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || r == '<' || r == '>' {
-			return -1
+	for {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsSpace(r) || r == '<' || r == '>' {
+				return -1
+			}
+			return r
+		}, calAddress(s))
+		if len(s) < 7 || !strings.EqualFold(s[:7], "mailto:") {
+			return s
 		}
-		return r
-	}, s)
+	}
 }
 
 // utcValue formats t as a UTC DATE-TIME; "" when t is zero or its year

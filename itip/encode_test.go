@@ -309,3 +309,24 @@ func TestEscapeText(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrValue: the mailto: value reads back as the address it was made
+// of, even from an address that still looked like a mailto: value.
+func TestAddrValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"Ann@Example.org":        "ann@example.org",
+		" <ann@example.org> ":    "ann@example.org",
+		"mailto:ann@example.org": "ann@example.org",
+		"mailto :":               "", // found by FuzzParseCalendar
+		"mailto:MAILTO:a@b":      "a@b",
+		"a b@c":                  "ab@c",
+	} {
+		got := addrValue(in)
+		if got != want {
+			t.Errorf("addrValue(%q) = %q, want %q", in, got, want)
+		}
+		if again := calAddress("mailto:" + got); again != got {
+			t.Errorf("mailto:%s reads back as %q", got, again)
+		}
+	}
+}
