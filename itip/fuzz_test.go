@@ -2,8 +2,10 @@ package itip
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -40,6 +42,19 @@ func FuzzParseCalendar(f *testing.F) {
 			if len(ev.Attendees) > MaxAttendees {
 				t.Fatalf("%d attendees", len(ev.Attendees))
 			}
+		}
+		// The pipeline passes a calendar between stages in memory or as
+		// JSON (after a restart): both must be the same calendar.
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("encode as JSON: %v", err)
+		}
+		var back *Calendar
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("decode from JSON: %v", err)
+		}
+		if !reflect.DeepEqual(c, back) {
+			t.Fatalf("changed through JSON:\n was %#v\n now %#v", c, back)
 		}
 		// What we read, we can send: Encode never fails on a parsed
 		// calendar whose events have UIDs, and its output reads back and

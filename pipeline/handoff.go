@@ -29,8 +29,8 @@ const maxHandoffBytes = 16 << 20
 
 // command decodes a command job of verify or create and finds its
 // calendar: in the job itself (jobs queued before the hand-off existed),
-// carried in memory by verify (create run straight after it), handed off
-// by parse, or read again from the message.
+// carried in memory by the stage before (run straight after it), handed
+// off by parse, or read again from the message.
 func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
 	c, err := decode[commandJob](j)
 	if err != nil || c.Calendar != nil {

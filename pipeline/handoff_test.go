@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -107,15 +110,28 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 	}
 }
 
-// TestHandoff_CreateTakesVerifysCalendar: verify's job for create carries
-// the calendar verify decoded, and create, run straight after, takes it
-// rather than decoding the hand-off (or reading the message) again; a job
-// read back from the queue carries nothing.
-func TestHandoff_CreateTakesVerifysCalendar(t *testing.T) {
+// TestHandoff_CalendarCarried: parse's job for verify, and verify's for
+// create, carry the calendar in memory, and the stage run straight after
+// takes it rather than decoding the hand-off (or reading the message)
+// again; a job read back from a queue carries nothing.
+func TestHandoff_CalendarCarried(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.stop()
 	ics := testdata(t, weekly)
 	id := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", ics))
+	parse, _, err := h.db.Due(StageParse, h.p.cfg.Now().Add(time.Hour), 10, nil)
+	if err != nil || len(parse) != 1 {
+		t.Fatalf("parse jobs %v, %v; want 1", parse, err)
+	}
+	o, err := h.p.parse(context.Background(), parse[0])
+	if err != nil || len(o.next) != 1 {
+		t.Fatalf("parse: %+v, %v", o, err)
+	}
+	handed, _ := h.p.handoff.Get(calKey{id, 0})
+	if b, _ := json.Marshal(o.next[0].Carry); o.next[0].Carry == nil || string(b) != string(handed) {
+		t.Errorf("parse's job for verify carries %s, want the calendar handed off, %s", b, handed)
+	}
+
 	h.parseOnly()
 	jobs, _, err := h.db.Due(StageVerify, h.p.cfg.Now().Add(time.Hour), 10, nil)
 	if err != nil || len(jobs) != 1 {
@@ -124,7 +140,7 @@ func TestHandoff_CreateTakesVerifysCalendar(t *testing.T) {
 	if jobs[0].Carry != nil {
 		t.Errorf("a job read from the queue carries %T", jobs[0].Carry)
 	}
-	o, err := h.p.verify(context.Background(), jobs[0])
+	o, err = h.p.verify(context.Background(), jobs[0])
 	if err != nil || len(o.next) != 1 {
 		t.Fatalf("verify: %+v, %v", o, err)
 	}
@@ -145,5 +161,52 @@ func TestHandoff_CreateTakesVerifysCalendar(t *testing.T) {
 	j.Carry = nil
 	if _, err := h.p.command(&j); err == nil {
 		t.Fatal("without the carried calendar, a job whose message is gone still read")
+	}
+}
+
+// TestHandoff_CalendarsSurviveJSON: parse's calendar goes to verify in
+// memory when verify runs straight after, and as JSON (the hand-off)
+// otherwise: the two must be the same calendar, or a job would be judged
+// differently after a restart. Every sample calendar comes back from JSON
+// as it was.
+func TestHandoff_CalendarsSurviveJSON(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "imip", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		var cals []*itip.Calendar
+		switch filepath.Ext(f) {
+		case ".ics":
+			cal, err := itip.ParseCalendar(strings.NewReader(testdata(t, filepath.Base(f))))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			cals = append(cals, cal)
+		case ".eml":
+			m, err := itip.ReadMessage(strings.NewReader(testdata(t, filepath.Base(f))), itip.Limits{})
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			cals = m.Calendars
+		}
+		for _, cal := range cals {
+			b, err := json.Marshal(cal)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			var back *itip.Calendar
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if !reflect.DeepEqual(cal, back) {
+				t.Errorf("%s: the calendar changed through JSON:\n was %#v\n now %#v", filepath.Base(f), cal, back)
+			}
+			n++
+		}
+	}
+	if n < 15 {
+		t.Errorf("only %d calendars checked", n)
 	}
 }

@@ -181,8 +181,11 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 		if err != nil {
 			return err
 		}
-		// Left for verify and create before the job is even queued.
+		// Left for verify and create before the job is even queued, and
+		// carried in memory for verify run straight after: JSON gives
+		// back the same calendar (FuzzParseCalendar checks it).
 		p.handoff.Put(calKey{j.Message, part}, b)
+		jb.Carry = cal
 		jobs = append(jobs, jb)
 		return nil
 	}
