@@ -3,6 +3,7 @@ package smtpd
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // maxHeldReplies bounds the replies a replyConn holds back: past it they
@@ -49,8 +50,20 @@ func (c *replyConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// closeFlushTimeout bounds the write of the replies held at Close.
+const closeFlushTimeout = time.Second
+
+// Close sends the replies held (a 221, a 421) and closes. The write gets
+// its own deadline: over TLS, tls.Conn.Close has just set the deadline to
+// now, after handing its close_notify to Write. A Close from another
+// goroutine while a write is under way (a client not reading) does not
+// wait for it: closing the connection is what ends that write.
 func (c *replyConn) Close() error {
-	c.flush()
+	if c.mu.TryLock() {
+		c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		c.flushLocked()
+		c.mu.Unlock()
+	}
 	return c.Conn.Close()
 }
 

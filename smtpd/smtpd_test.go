@@ -246,6 +246,33 @@ func TestStartTLS(t *testing.T) {
 	if m := stored(t, db, send(t, c, "a@example.org", "create@invite.test")); !m.TLS {
 		t.Errorf("message over STARTTLS recorded as %+v", m)
 	}
+	// The last reply before the close is sent too (the listener holds
+	// replies back, and tls.Conn.Close leaves an expired write deadline).
+	if err := c.Quit(); err != nil {
+		t.Errorf("QUIT over STARTTLS: %v, want its 221", err)
+	}
+}
+
+func TestIdleTimeout_OverTLS(t *testing.T) {
+	srvTLS, pool := smtptest.NewLocalCert(t)
+	addr, _ := serve(t, smtpd.Config{TLS: srvTLS, ReadTimeout: 200 * time.Millisecond}, 0)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send("EHLO client.example\r\n")
+	c.replies(1)
+	c.send("STARTTLS\r\n")
+	if got := c.replies(1)[0]; got != "220" {
+		t.Fatalf("STARTTLS: %s", got)
+	}
+	tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(tc) // the server's goodbye, then its close_notify
+	if !strings.HasPrefix(string(b), "421") {
+		t.Fatalf("idle TLS session got %q, want a 421 and a close", b)
+	}
 }
 
 func TestIdleTimeout(t *testing.T) {
