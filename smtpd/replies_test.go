@@ -2,6 +2,7 @@ package smtpd_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -144,4 +145,24 @@ func TestPipelining_EverythingAtOnce(t *testing.T) {
 func countMessages(t *testing.T, db *store.DB) int {
 	t.Helper()
 	return int(db.QueueLen(pipeline.StageParse))
+}
+
+// TestShutdown_ClosesSessionsLeftOpen: a client idling between messages
+// is disconnected once Shutdown runs out of time, not left until its
+// idle timeout.
+func TestShutdown_ClosesSessionsLeftOpen(t *testing.T) {
+	s, addr, _ := start(t, smtpd.Config{}, 0, nil)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send("EHLO client.example\r\n")
+	c.replies(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // the idle timeout is 2 minutes
+	if _, err := io.ReadAll(c.r); err != nil {
+		t.Fatalf("the idle session was not closed: %v", err)
+	}
 }

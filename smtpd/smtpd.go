@@ -77,6 +77,7 @@ type Server struct {
 	log   *slog.Logger
 	smtp  *smtp.Server
 	conns atomic.Uint64
+	open  openConns
 }
 
 // New returns a Server that hands messages to q.
@@ -133,7 +134,7 @@ var _ smtp.Backend = (*Server)(nil)
 
 // Serve accepts connections on ln until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, open: map[string]int{}, log: s.log})
+	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, open: map[string]int{}, log: s.log, conns: &s.open})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -150,8 +151,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case err == nil, errors.Is(err, smtp.ErrServerClosed):
 		return nil
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		s.log.Warn("closing SMTP sessions still open at shutdown")
-		s.smtp.Close()
+		// go-smtp's Close does nothing once Shutdown has begun: close the
+		// connections ourselves, which ends their sessions.
+		n := s.open.closeAll()
+		s.log.Warn("closed SMTP sessions still open at shutdown", "sessions", n)
 		return nil
 	}
 	return fmt.Errorf("smtpd: shutdown: %w", err)
@@ -366,14 +369,50 @@ func toSMTP(err error) error {
 }
 
 // limitListener closes, with a 421, connections from an address that has
-// max open already.
+// max open already, and keeps the others in conns.
 type limitListener struct {
 	net.Listener
-	max int
-	log *slog.Logger
+	max   int
+	log   *slog.Logger
+	conns *openConns
 
 	mu   sync.Mutex
 	open map[string]int
+}
+
+// openConns is the connections open on a Server's listeners.
+type openConns struct {
+	mu sync.Mutex
+	m  map[*countedConn]struct{}
+}
+
+func (o *openConns) add(c *countedConn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[*countedConn]struct{}{}
+	}
+	o.m[c] = struct{}{}
+}
+
+func (o *openConns) remove(c *countedConn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.m, c)
+}
+
+// closeAll closes every open connection and says how many there were.
+func (o *openConns) closeAll() int {
+	o.mu.Lock()
+	conns := make([]*countedConn, 0, len(o.m))
+	for c := range o.m {
+		conns = append(conns, c)
+	}
+	o.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return len(conns)
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -390,7 +429,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if n < l.max {
-			return &countedConn{Conn: &replyConn{Conn: c}, l: l, ip: ip}, nil
+			cc := &countedConn{Conn: &replyConn{Conn: c}, l: l, ip: ip}
+			l.conns.add(cc)
+			return cc, nil
 		}
 		l.log.Warn("limit: connections per address", "remote", ip, "limit", l.max)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -416,6 +457,7 @@ type countedConn struct {
 
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
+		c.l.conns.remove(c)
 		c.l.mu.Lock()
 		if c.l.open[c.ip]--; c.l.open[c.ip] <= 0 {
 			delete(c.l.open, c.ip)

@@ -42,6 +42,13 @@ func serve(t *testing.T, cfg smtpd.Config, maxInbound int64) (addr string, db *s
 // serveOn is serve with the listener wrapped by wrap, if not nil.
 func serveOn(t *testing.T, cfg smtpd.Config, maxInbound int64, wrap func(net.Listener) net.Listener) (addr string, db *store.DB) {
 	t.Helper()
+	_, addr, db = start(t, cfg, maxInbound, wrap)
+	return addr, db
+}
+
+// start is serveOn that also returns the server.
+func start(t *testing.T, cfg smtpd.Config, maxInbound int64, wrap func(net.Listener) net.Listener) (s *smtpd.Server, addr string, db *store.DB) {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +61,7 @@ func serveOn(t *testing.T, cfg smtpd.Config, maxInbound int64, wrap func(net.Lis
 	cfg.Domain = "invite.test"
 	cfg.Mailboxes = []string{"create", "bulk"}
 	cfg.Tagged = []string{"rsvp"}
-	s, err := smtpd.New(cfg, queue{p}, log)
+	s, err = smtpd.New(cfg, queue{p}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func serveOn(t *testing.T, cfg smtpd.Config, maxInbound int64, wrap func(net.Lis
 		}
 		db.Close()
 	})
-	return addr, db
+	return s, addr, db
 }
 
 func dial(t *testing.T, addr string) *smtp.Client {
