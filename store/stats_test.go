@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestCounters_StoredCompactlyJSONStillReads(t *testing.T) {
@@ -72,4 +77,71 @@ func TestCounters_StoredCompactlyJSONStillReads(t *testing.T) {
 		})
 	}
 	db.Update(ctx, func(tx *Tx) error { return tx.putCounters(bEventStats, []byte(e.UID), Counters{}) })
+}
+
+// TestSchema_Version1Upgraded: a file of schema 1 (JSON counters) opens,
+// its counters read, and it is marked 2, which a build reading only 1
+// refuses; a file of a later schema is refused.
+func TestSchema_Version1Upgraded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	setSchema := func(v string) {
+		b, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		err = b.Update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(v)); err != nil {
+				return err
+			}
+			// What version 1 wrote for the system's counters.
+			return meta.Put(keySysStats, []byte(`{"organizers":1,"events":2,"attendees":3,"invited":0,"invites_sent":0,"accepted":1,"declined":0,"tentative":0,"pending":2,"delegated":0,"updates_sent":0,"cancels_sent":0,"send_failed":0}`))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSchema("1")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("open a version 1 file: %v", err)
+	}
+	db.View(func(tx *Tx) error {
+		if c, err := tx.SystemStats(); err != nil || c != (Counters{Organizers: 1, Events: 2, Attendees: 3, Accepted: 1, Pending: 2}) {
+			t.Errorf("version 1 counters: %+v, %v", c, err)
+		}
+		if v := tx.tx.Bucket(bMeta).Get(keySchema); string(v) != "2" {
+			t.Errorf("schema after open: %q, want 2", v)
+		}
+		return nil
+	})
+	db.Close()
+
+	setSchema("3")
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrSchema) {
+		t.Fatalf("open a version 3 file: %v, want ErrSchema", err)
+	}
+}
+
+// TestCounters_FieldsListsEveryField: a counter added to Counters but not
+// to fields would never be stored.
+func TestCounters_FieldsListsEveryField(t *testing.T) {
+	var c Counters
+	v := reflect.ValueOf(&c).Elem()
+	fields := c.fields()
+	if v.NumField() != len(fields) {
+		t.Fatalf("Counters has %d fields, fields() lists %d", v.NumField(), len(fields))
+	}
+	for i := range v.NumField() {
+		v.Field(i).SetInt(int64(i + 1))
+	}
+	for i, f := range fields {
+		if *f != int64(i+1) {
+			t.Errorf("fields()[%d] is not field %s", i, v.Type().Field(i).Name)
+		}
+	}
 }

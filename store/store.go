@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +20,15 @@ import (
 	"github.com/invited/invited/internal/memo"
 )
 
-// SchemaVersion is the layout version this package writes.
-const SchemaVersion = 1
+// SchemaVersion is the layout version this package writes. Version 2
+// keeps counters as varints, not JSON (see putCounters). A version 1 file
+// is read as it is (its JSON counters still read) and marked 2 when
+// opened, so that a build which reads only version 1 refuses it rather
+// than fail on the counters.
+const SchemaVersion = 2
+
+// upgradable are the earlier versions Open reads and marks current.
+var upgradable = []string{"1"}
 
 // Bucket names. Queues are "q:" + stage name.
 var (
@@ -166,11 +174,12 @@ func (db *DB) init() error {
 			}
 		}
 		meta := tx.Bucket(bMeta)
-		if v := meta.Get(keySchema); v == nil {
+		switch v := meta.Get(keySchema); {
+		case v == nil || slices.Contains(upgradable, string(v)):
 			if err := meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion))); err != nil {
 				return err
 			}
-		} else if string(v) != fmt.Sprint(SchemaVersion) {
+		case string(v) != fmt.Sprint(SchemaVersion):
 			return fmt.Errorf("%w: file has %s, this build reads %d", ErrSchema, v, SchemaVersion)
 		}
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
