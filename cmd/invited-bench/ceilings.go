@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,8 +48,10 @@ func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() 
 // standard input closes.
 const sinkArg = "-internal-sink"
 
-// runSink is the bench run with sinkArg.
+// runSink is the bench run with sinkArg. It outlives a Ctrl-C, which
+// reaches it too, to end with the bench's own cleanup (or the bench).
 func runSink(stdin io.Reader, stdout io.Writer) error {
+	signal.Ignore(os.Interrupt)
 	srv, err := smtptest.Start(smtptest.Options{Discard: true})
 	if err != nil {
 		return err

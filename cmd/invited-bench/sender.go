@@ -68,8 +68,10 @@ func (s *sender) try(msg []byte) (string, error) {
 			return "", err
 		}
 	}
+	// A server that stops answering fails the message, not the run.
+	s.conn.SetDeadline(time.Now().Add(sendTimeout))
 	cmds := []string{"MAIL FROM:<" + s.from + ">", "RCPT TO:<" + s.rcpt + ">", "DATA"}
-	want := []int{250, 250, 354}
+	ok := []func(code int) bool{is2xx, is2xx, func(code int) bool { return code == 354 }}
 	var refused error
 	for i, cmd := range cmds {
 		s.w.WriteString(cmd + "\r\n")
@@ -89,13 +91,14 @@ func (s *sender) try(msg []byte) (string, error) {
 				if code, text, err = s.reply(); err != nil {
 					return "", err
 				}
-				if code != want[j] && refused == nil {
+				if !ok[j](code) && refused == nil {
 					refused = &smtp.SMTPError{Code: code, Message: text}
 				}
 			}
 			if refused != nil {
 				if code == 354 {
-					// DATA went ahead of a refusal: send no message.
+					// The server took DATA although it refused MAIL or
+					// the one RCPT: end the message there, empty.
 					s.w.WriteString(".\r\n")
 					if err := s.w.Flush(); err != nil {
 						return "", err
@@ -120,7 +123,7 @@ func (s *sender) try(msg []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if code/100 != 2 {
+	if !is2xx(code) {
 		return "", &smtp.SMTPError{Code: code, Message: text}
 	}
 	_, id, _ := strings.Cut(text, "queued as ")
@@ -161,7 +164,7 @@ func (s *sender) reply() (int, string, error) {
 			return 0, "", err
 		}
 		line = strings.TrimRight(line, "\r\n")
-		if len(line) < 4 {
+		if len(line) < 3 {
 			return 0, "", fmt.Errorf("short reply line %q", line)
 		}
 		code, err := strconv.Atoi(line[:3])
@@ -171,8 +174,10 @@ func (s *sender) reply() (int, string, error) {
 		if text.Len() > 0 {
 			text.WriteByte('\n')
 		}
-		text.WriteString(line[4:])
-		if line[3] != '-' {
+		if len(line) > 4 {
+			text.WriteString(line[4:])
+		}
+		if len(line) == 3 || line[3] != '-' {
 			return code, text.String(), nil
 		}
 	}
@@ -198,6 +203,11 @@ func (s *sender) close() {
 		s.conn = nil
 	}
 }
+
+// sendTimeout bounds one message's conversation.
+const sendTimeout = time.Minute
+
+func is2xx(code int) bool { return code/100 == 2 }
 
 // dotStuff doubles the dot that begins a line (RFC 5321 section 4.5.2).
 func dotStuff(msg []byte) []byte {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -98,5 +99,21 @@ func TestSmtpCeiling_SinkInItsOwnProcess(t *testing.T) {
 	// The sink's CPU is its own, measured apart from this process's.
 	if f.CPUPerMsgUS <= 0 {
 		t.Errorf("no CPU measured for the sink: %+v", f)
+	}
+}
+
+func TestSender_Replies(t *testing.T) {
+	s := &sender{r: bufio.NewReader(strings.NewReader("250\r\n250-first\r\n250 second\r\n251 will forward\r\nxyz\r\n"))}
+	for _, want := range []struct {
+		code int
+		text string
+	}{{250, ""}, {250, "first\nsecond"}, {251, "will forward"}} {
+		code, text, err := s.reply()
+		if err != nil || code != want.code || text != want.text {
+			t.Errorf("reply: %d %q %v, want %d %q", code, text, err, want.code, want.text)
+		}
+	}
+	if _, _, err := s.reply(); err == nil {
+		t.Error("a line with no code read as a reply")
 	}
 }
