@@ -60,6 +60,8 @@ func (p *Pipeline) processed(tx *store.Tx, j *store.Job, format string, args ...
 // freshEvent is the event a REQUEST registers if no event has its UID
 // yet, made before the transaction, with the notice that says so encoded:
 // the transaction, which every writer waits on, then only writes them.
+// For an update of an event that exists it is made for nothing (tens of
+// microseconds), and its times are those of the step, not of the commit.
 type freshEvent struct {
 	event  *store.Event
 	notice *store.Job // nil unless the organizer is believed
