@@ -79,6 +79,10 @@ type Config struct {
 	// negative rate: never).
 	BurstRate   float64
 	BurstBuffer int64
+	// SendYield is how long at most outbound mail is put off while the
+	// inbound stages are overloaded (see sendsWhileInboundBusy; default 1
+	// minute; negative: never put off).
+	SendYield time.Duration
 	// FanoutBatch is how many attendees one stage transaction fans out to (default 500).
 	FanoutBatch int
 	// EventLimit is how many events an organizer without a subscription
@@ -159,6 +163,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BurstBuffer <= 0 {
 		c.BurstBuffer = c.MaxInbound / 2
+	}
+	if c.SendYield == 0 {
+		c.SendYield = time.Minute
 	}
 	if c.FanoutBatch <= 0 {
 		c.FanoutBatch = 500
@@ -360,26 +367,22 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 
 // sendsWhileInboundBusy is how many sends run at once while the inbound
 // stages are overloaded (an eighth of the send workers, if more), for at
-// most sendsPutOffAtMost. Inbound work that fills them (a storm of
+// most Config.SendYield. Inbound work that fills them (a storm of
 // registrations or replies) is what senders are waiting on; the notices
 // and invites queued meanwhile are put off, a few going out at a time, and
 // catch up once it lets up, rather than taking the cores from it. Not
 // none: outbound mail never stops.
 const sendsWhileInboundBusy = 4
 
-// sendsPutOffAtMost bounds how long outbound mail yields: once the oldest
-// queued send has been due that long, every send worker runs again,
-// overload or not.
-const sendsPutOffAtMost = time.Minute
-
 // SendsYielding reports whether sends yield to inbound work now (see
-// sendsWhileInboundBusy).
+// sendsWhileInboundBusy): not once the oldest queued send has been due
+// for Config.SendYield, overload or not.
 func (p *Pipeline) SendsYielding() bool {
-	if !p.inboundBusy() {
+	if p.cfg.SendYield < 0 || !p.inboundBusy() {
 		return false
 	}
 	due, ok := p.db.Oldest(StageSend)
-	return !ok || p.cfg.Now().Sub(due) < sendsPutOffAtMost
+	return !ok || p.cfg.Now().Sub(due) < p.cfg.SendYield
 }
 
 // inboundBusy reports whether the inbound stages are overloaded: parsing

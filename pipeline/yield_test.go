@@ -117,65 +117,89 @@ func (c *testClock) advance(d time.Duration) {
 
 // While every parse worker has a job in hand and a backlog waits, sends go
 // out sendsWhileInboundBusy at a time, until the oldest has waited
-// sendsPutOffAtMost; once the inbound work lets up, on all the send
+// Config.SendYield; once the inbound work lets up, on all the send
 // workers.
 func TestSends_YieldWhileInboundBusy(t *testing.T) {
-	const sendWorkers = 16
+	const yield = 3 * time.Minute
+	r := newYieldRig(t, yield)
+
+	r.invite()
+	r.waitHeld(sendsWhileInboundBusy)
+	if most := r.deliver(); most > sendsWhileInboundBusy {
+		t.Errorf("%d invites at the relay at once while parsing was busy, want at most %d", most, sendsWhileInboundBusy)
+	}
+
+	// Still busy, but the oldest invite has waited long enough.
+	r.invite()
+	r.waitHeld(sendsWhileInboundBusy)
+	r.clock.advance(yield - time.Minute)
+	if !r.h.p.SendsYielding() {
+		t.Fatalf("sends stopped yielding before %v", yield)
+	}
+	r.clock.advance(time.Minute + time.Second)
+	r.waitHeld(yieldSendWorkers)
+	r.deliver()
+
+	// Inbound work done: every send worker sends.
+	r.answerDNS()
+	r.h.eventually("the parse worker free", func() bool { return !r.h.p.inboundBusy() })
+	r.invite()
+	r.waitHeld(yieldSendWorkers)
+	r.deliver()
+}
+
+// With SendYield negative (--send-yield=0), sends never yield, however
+// busy the inbound stages.
+func TestSends_NeverYield(t *testing.T) {
+	r := newYieldRig(t, -1)
+	r.invite()
+	r.waitHeld(yieldSendWorkers)
+	r.deliver()
+}
+
+const yieldSendWorkers = 16
+
+// yieldRig is a pipeline with one parse worker, yieldSendWorkers send
+// workers and a relay whose gate the test shuts and opens, with an event
+// registered and the parse worker waiting on DNS (until answerDNS) with a
+// backlog behind it.
+type yieldRig struct {
+	t          *testing.T
+	h          *harness
+	gate       *relayGate
+	clock      *testClock
+	e          *store.Event
+	ctx        context.Context
+	delivered  int
+	dnsAnswers chan struct{}
+	answer     sync.Once
+}
+
+func newYieldRig(t *testing.T, yield time.Duration) *yieldRig {
+	t.Helper()
 	dns := &holdingResolver{Resolver: dnstest.Loopback()}
-	gate := newRelayGate()
-	clock := &testClock{}
-	h := newHarnessConns(t, smtptest.Options{Reject: gate.reject}, sendWorkers, func(c *Config) {
-		c.Workers = map[string]int{StageParse: 1, StageSend: sendWorkers}
+	r := &yieldRig{t: t, gate: newRelayGate(), clock: &testClock{}, dnsAnswers: make(chan struct{})}
+	r.h = newHarnessConns(t, smtptest.Options{Reject: r.gate.reject}, yieldSendWorkers, func(c *Config) {
+		c.Workers = map[string]int{StageParse: 1, StageSend: yieldSendWorkers}
 		c.Auth = &senderauth.Checker{Resolver: dns, Policy: PolicyAligned}
-		c.Now = clock.now
+		c.Now = r.clock.now
+		c.SendYield = yield
 	})
-	e := h.register(testdata(t, weekly))
+	h := r.h
+	r.e = h.register(testdata(t, weekly))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	delivered := 1 // the "event registered" notice
-	if _, err := h.relay.Wait(ctx, delivered); err != nil {
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	r.delivered = 1 // the "event registered" notice
+	if _, err := h.relay.Wait(ctx, r.delivered); err != nil {
 		t.Fatal(err)
-	}
-	// invite invites 20 more people with the relay's gate shut.
-	invite := func() {
-		t.Helper()
-		gate.shut()
-		rows := make([]store.Invitee, 20)
-		for i := range rows {
-			rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", delivered+i)}
-		}
-		if _, err := h.p.Invite(ctx, e.UID, rows); err != nil {
-			t.Fatal(err)
-		}
-		delivered += len(rows)
-	}
-	waitHeld := func(want int) {
-		t.Helper()
-		h.eventually(fmt.Sprint(want, " invites held at the relay at once"), func() bool {
-			held, _ := gate.counts()
-			return held == want
-		})
-	}
-	// deliver opens the gate, waits for everything invited, and returns the
-	// most invites the gate held at once.
-	deliver := func() (most int) {
-		t.Helper()
-		gate.release()
-		if _, err := h.relay.Wait(ctx, delivered); err != nil {
-			t.Fatal(err)
-		}
-		_, most = gate.counts()
-		return most
 	}
 
 	// The one parse worker waits for DNS, checking who sent a reply, and a
 	// backlog builds behind it.
-	dnsAnswers := make(chan struct{})
-	var answer sync.Once
-	answerDNS := func() { answer.Do(func() { close(dnsAnswers) }) }
-	t.Cleanup(func() { answerDNS(); gate.release() }) // before the harness stops, if the test fails
-	dns.setHold(dnsAnswers)
-	reply := setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", e.UID)
+	t.Cleanup(func() { r.answerDNS(); r.gate.release() }) // before the harness stops, if the test fails
+	dns.setHold(r.dnsAnswers)
+	reply := setProp(testdata(t, "google-reply-accepted-to-exchange-organizer.ics"), "UID", r.e.UID)
 	reply = strings.Replace(reply, "mailto:karim@example.com", "mailto:late@example.net", 1)
 	h.accept("late@example.net", "rsvp@"+domain, wrap("late@example.net", "REPLY", reply))
 	h.eventually("the parse worker busy", func() bool { return h.p.stages[StageParse].busy.Load() == 1 })
@@ -188,26 +212,44 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	if !h.p.inboundBusy() {
 		t.Fatalf("inbound not busy with the parse worker in hand and %d queued", h.p.inboundLen())
 	}
+	return r
+}
 
-	invite()
-	waitHeld(sendsWhileInboundBusy)
-	if most := deliver(); most > sendsWhileInboundBusy {
-		t.Errorf("%d invites at the relay at once while parsing was busy, want at most %d", most, sendsWhileInboundBusy)
+func (r *yieldRig) answerDNS() { r.answer.Do(func() { close(r.dnsAnswers) }) }
+
+// invite invites 20 more people with the relay's gate shut.
+func (r *yieldRig) invite() {
+	r.t.Helper()
+	r.gate.shut()
+	rows := make([]store.Invitee, 20)
+	for i := range rows {
+		rows[i] = store.Invitee{Email: fmt.Sprintf("guest%d@example.net", r.delivered+i)}
 	}
+	if _, err := r.h.p.Invite(r.ctx, r.e.UID, rows); err != nil {
+		r.t.Fatal(err)
+	}
+	r.delivered += len(rows)
+}
 
-	// Still busy, but the oldest invite has waited long enough.
-	invite()
-	waitHeld(sendsWhileInboundBusy)
-	clock.advance(sendsPutOffAtMost + time.Second)
-	waitHeld(sendWorkers)
-	deliver()
+// waitHeld waits until the gate holds want invites at once.
+func (r *yieldRig) waitHeld(want int) {
+	r.t.Helper()
+	r.h.eventually(fmt.Sprint(want, " invites held at the relay at once"), func() bool {
+		held, _ := r.gate.counts()
+		return held == want
+	})
+}
 
-	// Inbound work done: every send worker sends.
-	answerDNS()
-	h.eventually("the parse worker free", func() bool { return !h.p.inboundBusy() })
-	invite()
-	waitHeld(sendWorkers)
-	deliver()
+// deliver opens the gate, waits for everything invited, and returns the
+// most invites the gate held at once.
+func (r *yieldRig) deliver() (most int) {
+	r.t.Helper()
+	r.gate.release()
+	if _, err := r.h.relay.Wait(r.ctx, r.delivered); err != nil {
+		r.t.Fatal(err)
+	}
+	_, most = r.gate.counts()
+	return most
 }
 
 // While parsing holds back for a burst the listener has the cores, and

@@ -126,6 +126,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		BurstRate:    cfg.BurstRate,
 		BurstBuffer:  cfg.BurstBuffer,
 		Workers:      map[string]int{pipeline.StageSend: cfg.SendWorkers},
+		SendYield:    sendYield(cfg.SendYield),
 		Templates:    tmpl,
 		DrainTimeout: time.Duration(cfg.ShutdownTimeout),
 	}, a.db, a.sender, log.With("component", "pipeline"))
@@ -243,6 +244,15 @@ func (a *App) closeAll() {
 }
 
 // SMTPAddr and HTTPAddr are the bound listener addresses.
+// sendYield is the pipeline's SendYield for --send-yield, where 0 means
+// never (the pipeline's zero is its default).
+func sendYield(d Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return time.Duration(d)
+}
+
 func (a *App) SMTPAddr() string { return a.smtpLn.Addr().String() }
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 

@@ -72,6 +72,7 @@ type Config struct {
 	BurstBuffer     int64    `toml:"burst_buffer"`
 	MaxAttempts     int      `toml:"max_attempts"`
 	SendWorkers     int      `toml:"send_workers"`
+	SendYield       Duration `toml:"send_yield"`
 	SMTPTimeout     Duration `toml:"smtp_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
@@ -109,6 +110,7 @@ func DefaultConfig() Config {
 		BurstRate:          200,
 		MaxAttempts:        10,
 		SendWorkers:        32,
+		SendYield:          Duration(time.Minute),
 		EventLimit:         100,
 		InviteLimit:        50000,
 		MaxBulkRows:        50000,
@@ -161,8 +163,8 @@ func (c *Config) Validate() error {
 	if c.BurstBuffer < 0 || c.BurstBuffer > c.MaxInbound {
 		errs = append(errs, errors.New("burst-buffer must be between 0 (half of max-inbound) and max-inbound"))
 	}
-	if c.DNSCache < 0 {
-		errs = append(errs, errors.New("dns-cache must not be negative"))
+	if c.DNSCache < 0 || c.SendYield < 0 {
+		errs = append(errs, errors.New("dns-cache and send-yield must not be negative"))
 	}
 	if c.MaxMIMEDepth < 1 || c.MaxMIMEParts < 1 || c.MaxPartBytes < 1024 || c.DataTimeout <= 0 {
 		errs = append(errs, errors.New("max-mime-depth, max-mime-parts, max-part-bytes (at least 1024) and data-timeout must be positive"))
@@ -233,6 +235,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.BurstBuffer, "burst-buffer", c.BurstBuffer, "`messages` queued for parsing past which a burst no longer holds parsing back (default: half of max-inbound) [INVITED_BURST_BUFFER]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.MaxAttempts, "attempts before a job becomes a dead letter [INVITED_MAX_ATTEMPTS]")
 	fs.IntVar(&c.SendWorkers, "send-workers", c.SendWorkers, "messages sent in parallel (an eighth, at least 4, while the inbound stages are overloaded) [INVITED_SEND_WORKERS]")
+	fs.Var(&c.SendYield, "send-yield", "longest `time` outbound mail is put off while the inbound stages are overloaded; 0: never [INVITED_SEND_YIELD]")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest message header accepted, in `bytes` [INVITED_MAX_HEADER_BYTES]")
 	fs.IntVar(&c.MaxMIMEDepth, "max-mime-depth", c.MaxMIMEDepth, "multipart `levels` a message may nest [INVITED_MAX_MIME_DEPTH]")
 	fs.IntVar(&c.MaxMIMEParts, "max-mime-parts", c.MaxMIMEParts, "MIME `parts` a message may have [INVITED_MAX_MIME_PARTS]")
