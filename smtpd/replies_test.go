@@ -166,3 +166,37 @@ func TestShutdown_ClosesSessionsLeftOpen(t *testing.T) {
 		t.Fatalf("the idle session was not closed: %v", err)
 	}
 }
+
+// TestShutdown_EndsSessionsLeftOpen: a session still at work on a message
+// when Shutdown runs out of time is ended (its context), not only
+// disconnected, so that the message, whose 250 could not reach its
+// sender, is not then stored on the way out (the sender sends it again).
+func TestShutdown_EndsSessionsLeftOpen(t *testing.T) {
+	inSPF, ended := make(chan struct{}), make(chan error, 1)
+	cfg := smtpd.Config{CheckSPF: func(ctx context.Context, ip net.IP, helo, from string) (string, string) {
+		close(inSPF)
+		<-ctx.Done() // a DNS lookup that does not answer
+		ended <- ctx.Err()
+		return "temperror", ""
+	}}
+	s, addr, _ := start(t, cfg, 0, nil)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send("EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n")
+	c.replies(3)
+	c.send(msg + ".\r\n")
+	<-inSPF
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if err != context.Canceled {
+			t.Errorf("the session's context ended with %v", err)
+		}
+	case <-time.After(10 * time.Second): // the SPF check's own limit is 30 s
+		t.Fatal("the session went on after Shutdown closed its connection")
+	}
+}

@@ -132,7 +132,7 @@ func New(cfg Config, q Queue, log *slog.Logger) (*Server, error) {
 
 var _ smtp.Backend = (*Server)(nil)
 
-// Serve accepts connections on ln until Shutdown or Close.
+// Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, open: map[string]int{}, log: s.log, conns: &s.open})
 	if errors.Is(err, smtp.ErrServerClosed) {
@@ -143,8 +143,9 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections and waits for open sessions to end
 // or ctx to expire, then closes what is left: a client idling between
-// messages is disconnected, and a message not yet answered 250 is simply
-// not accepted (its sender retries).
+// messages is disconnected, and a message whose commit has not begun is
+// not accepted (its sender retries; one already being committed is stored,
+// and its 250 may be lost with the connection).
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.smtp.Shutdown(ctx)
 	switch {
@@ -168,6 +169,9 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		remote = a.String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if cc, ok := c.Conn().(*countedConn); ok {
+		cc.setCancel(cancel)
+	}
 	return &session{
 		srv:    s,
 		conn:   c,
@@ -401,7 +405,11 @@ func (o *openConns) remove(c *countedConn) {
 	delete(o.m, c)
 }
 
-// closeAll closes every open connection and says how many there were.
+// closeAll ends every open session and closes its connection, and says
+// how many there were. Cancelling the session first means a message whose
+// commit has not begun is not stored: its sender, who will get no 250,
+// sends it again, and it is not then stored twice. The connections close
+// side by side, each taking up to closeFlushTimeout for what it holds.
 func (o *openConns) closeAll() int {
 	o.mu.Lock()
 	conns := make([]*countedConn, 0, len(o.m))
@@ -409,9 +417,12 @@ func (o *openConns) closeAll() int {
 		conns = append(conns, c)
 	}
 	o.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.Close()
+		c.cancelSession()
+		wg.Go(func() { c.Close() })
 	}
+	wg.Wait()
 	return len(conns)
 }
 
@@ -453,6 +464,24 @@ type countedConn struct {
 	l    *limitListener
 	ip   string
 	once sync.Once
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // the session's, once it has one
+}
+
+func (c *countedConn) setCancel(cancel context.CancelFunc) {
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+}
+
+func (c *countedConn) cancelSession() {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (c *countedConn) Close() error {

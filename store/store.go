@@ -180,7 +180,7 @@ func (db *DB) init() error {
 				return err
 			}
 		case string(v) != fmt.Sprint(SchemaVersion):
-			return fmt.Errorf("%w: file has %s, this build reads %d", ErrSchema, v, SchemaVersion)
+			return fmt.Errorf("%w: file has %s, this build reads %d and earlier", ErrSchema, v, SchemaVersion)
 		}
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if stage, ok := strings.CutPrefix(string(name), queuePrefix); ok {
@@ -252,6 +252,9 @@ func (db *DB) UpdateLater(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) update(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err // an ended caller's write is never begun
+	}
 	select {
 	case db.reqs <- r:
 	case <-ctx.Done():

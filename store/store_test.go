@@ -553,3 +553,18 @@ func TestQueue_Oldest(t *testing.T) {
 		t.Errorf("Oldest = %v, %v; want %v", due, ok, t0.Add(time.Second))
 	}
 }
+
+// TestUpdate_EndedContextWritesNothing: an update whose context has ended
+// is not run, even with the committer free to take it.
+func TestUpdate_EndedContextWritesNothing(t *testing.T) {
+	db := openTestDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		ran := false
+		err := db.Update(ctx, func(*Tx) error { ran = true; return nil })
+		if !errors.Is(err, context.Canceled) || ran {
+			t.Fatalf("update with an ended context: %v, ran %v", err, ran)
+		}
+	}
+}
