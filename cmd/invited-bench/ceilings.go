@@ -28,7 +28,7 @@ import (
 // client and server that cost a daemon a switch between processes would
 // come free.
 func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() []byte) (SMTPFigure, error) {
-	sink, err := startSink(ctx)
+	sink, err := startSink()
 	if err != nil {
 		return SMTPFigure{}, err
 	}
@@ -68,13 +68,15 @@ type sink struct {
 	addr string
 }
 
-// startSink starts the bench's own binary as a discarding server.
-func startSink(ctx context.Context) (*sink, error) {
+// startSink starts the bench's own binary as a discarding server. Not
+// tied to ctx: on a Ctrl-C the bench stops its clients first, then the
+// sink (stop), and a bench that dies closes the sink's standard input.
+func startSink() (*sink, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, sinkArg)
+	cmd := exec.Command(self, sinkArg)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -132,10 +132,11 @@ func (s *sender) try(msg []byte) (string, error) {
 
 // dial opens the session: greeting, EHLO, and whether it may pipeline.
 func (s *sender) dial() error {
-	c, err := net.Dial("tcp", s.addr)
+	c, err := net.DialTimeout("tcp", s.addr, sendTimeout)
 	if err != nil {
 		return err
 	}
+	c.SetDeadline(time.Now().Add(sendTimeout))
 	s.conn, s.r, s.w = c, bufio.NewReader(c), bufio.NewWriterSize(c, 8<<10)
 	if code, text, err := s.reply(); err != nil || code != 220 {
 		s.close()
