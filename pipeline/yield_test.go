@@ -152,6 +152,9 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 // busy the inbound stages.
 func TestSends_NeverYield(t *testing.T) {
 	r := newYieldRig(t, -1)
+	if r.h.p.SendsYielding() {
+		t.Fatal("sends yield with SendYield negative")
+	}
 	r.invite()
 	r.waitHeld(yieldSendWorkers)
 	r.deliver()

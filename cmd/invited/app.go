@@ -243,7 +243,6 @@ func (a *App) closeAll() {
 	}
 }
 
-// SMTPAddr and HTTPAddr are the bound listener addresses.
 // sendYield is the pipeline's SendYield for --send-yield, where 0 means
 // never (the pipeline's zero is its default).
 func sendYield(d Duration) time.Duration {
@@ -253,6 +252,7 @@ func sendYield(d Duration) time.Duration {
 	return time.Duration(d)
 }
 
+// SMTPAddr and HTTPAddr are the bound listener addresses.
 func (a *App) SMTPAddr() string { return a.smtpLn.Addr().String() }
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 

@@ -163,8 +163,11 @@ func (c *Config) Validate() error {
 	if c.BurstBuffer < 0 || c.BurstBuffer > c.MaxInbound {
 		errs = append(errs, errors.New("burst-buffer must be between 0 (half of max-inbound) and max-inbound"))
 	}
-	if c.DNSCache < 0 || c.SendYield < 0 {
-		errs = append(errs, errors.New("dns-cache and send-yield must not be negative"))
+	if c.DNSCache < 0 {
+		errs = append(errs, errors.New("dns-cache must not be negative"))
+	}
+	if c.SendYield < 0 {
+		errs = append(errs, errors.New("send-yield must not be negative (0: never put mail off)"))
 	}
 	if c.MaxMIMEDepth < 1 || c.MaxMIMEParts < 1 || c.MaxPartBytes < 1024 || c.DataTimeout <= 0 {
 		errs = append(errs, errors.New("max-mime-depth, max-mime-parts, max-part-bytes (at least 1024) and data-timeout must be positive"))
