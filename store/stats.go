@@ -28,19 +28,10 @@ type Counters struct {
 
 // Add adds d to c.
 func (c *Counters) Add(d Counters) {
-	c.Organizers += d.Organizers
-	c.Events += d.Events
-	c.Attendees += d.Attendees
-	c.Invited += d.Invited
-	c.InvitesSent += d.InvitesSent
-	c.Accepted += d.Accepted
-	c.Declined += d.Declined
-	c.Tentative += d.Tentative
-	c.Pending += d.Pending
-	c.Delegated += d.Delegated
-	c.UpdatesSent += d.UpdatesSent
-	c.CancelsSent += d.CancelsSent
-	c.SendFailed += d.SendFailed
+	cf, df := c.fields(), d.fields()
+	for i := range cf {
+		*cf[i] += *df[i]
+	}
 }
 
 // AddStatus adds n to the counter of participation status s.
@@ -96,8 +87,13 @@ func (tx *Tx) Count(uid, organizer string, d Counters) error {
 	return tx.addCounters(bMeta, keySysStats, d)
 }
 
-// addCounters adds d to the counters stored at key.
+// addCounters adds d to the counters stored at key: nothing to read or
+// write when d is zero (the event's share of counting an organizer's new
+// event, say).
 func (tx *Tx) addCounters(bucket, key []byte, d Counters) error {
+	if d == (Counters{}) {
+		return nil
+	}
 	c, err := tx.counters(bucket, key)
 	if err != nil {
 		return err
@@ -148,9 +144,10 @@ func (tx *Tx) putCounters(bucket, key []byte, c Counters) error {
 	if !tx.writable {
 		return ErrReadOnly
 	}
-	b := make([]byte, 1, 1+13*binary.MaxVarintLen64)
+	fields := c.fields()
+	b := make([]byte, 1, 1+len(fields)*binary.MaxVarintLen64)
 	b[0] = countersBinary
-	for _, f := range c.fields() {
+	for _, f := range fields {
 		b = binary.AppendVarint(b, *f)
 	}
 	return tx.tx.Bucket(bucket).Put(key, b)
