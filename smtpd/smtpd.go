@@ -134,7 +134,7 @@ var _ smtp.Backend = (*Server)(nil)
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, open: map[string]int{}, log: s.log, conns: &s.open})
+	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, log: s.log, conns: &s.open})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -373,36 +373,45 @@ func toSMTP(err error) error {
 }
 
 // limitListener closes, with a 421, connections from an address that has
-// max open already, and keeps the others in conns.
+// max open already on the server, and records the others in conns.
 type limitListener struct {
 	net.Listener
 	max   int
 	log   *slog.Logger
 	conns *openConns
-
-	mu   sync.Mutex
-	open map[string]int
 }
 
-// openConns is the connections open on a Server's listeners.
+// openConns is the connections open on a Server's listeners, and how many
+// of them each address has.
 type openConns struct {
-	mu sync.Mutex
-	m  map[*countedConn]struct{}
+	mu    sync.Mutex
+	conns map[*countedConn]struct{}
+	perIP map[string]int
 }
 
-func (o *openConns) add(c *countedConn) {
+// add records c, from ip, unless ip has max open already.
+func (o *openConns) add(c net.Conn, ip string, max int) (*countedConn, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.m == nil {
-		o.m = map[*countedConn]struct{}{}
+	if o.perIP[ip] >= max {
+		return nil, false
 	}
-	o.m[c] = struct{}{}
+	if o.conns == nil {
+		o.conns, o.perIP = map[*countedConn]struct{}{}, map[string]int{}
+	}
+	cc := &countedConn{Conn: &replyConn{Conn: c}, open: o, ip: ip}
+	o.conns[cc] = struct{}{}
+	o.perIP[ip]++
+	return cc, true
 }
 
 func (o *openConns) remove(c *countedConn) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.m, c)
+	delete(o.conns, c)
+	if o.perIP[c.ip]--; o.perIP[c.ip] <= 0 {
+		delete(o.perIP, c.ip)
+	}
 }
 
 // closeAll ends every open session and closes its connection, and says
@@ -412,8 +421,8 @@ func (o *openConns) remove(c *countedConn) {
 // side by side, each taking up to closeFlushTimeout for what it holds.
 func (o *openConns) closeAll() int {
 	o.mu.Lock()
-	conns := make([]*countedConn, 0, len(o.m))
-	for c := range o.m {
+	conns := make([]*countedConn, 0, len(o.conns))
+	for c := range o.conns {
 		conns = append(conns, c)
 	}
 	o.mu.Unlock()
@@ -433,15 +442,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		l.mu.Lock()
-		n := l.open[ip]
-		if n < l.max {
-			l.open[ip] = n + 1
-		}
-		l.mu.Unlock()
-		if n < l.max {
-			cc := &countedConn{Conn: &replyConn{Conn: c}, l: l, ip: ip}
-			l.conns.add(cc)
+		if cc, ok := l.conns.add(c, ip, l.max); ok {
 			return cc, nil
 		}
 		l.log.Warn("limit: connections per address", "remote", ip, "limit", l.max)
@@ -458,10 +459,10 @@ func remoteIP(c net.Conn) string {
 	return c.RemoteAddr().String()
 }
 
-// countedConn gives its slot back when closed.
+// countedConn leaves the open connections when closed.
 type countedConn struct {
 	net.Conn
-	l    *limitListener
+	open *openConns
 	ip   string
 	once sync.Once
 
@@ -485,13 +486,6 @@ func (c *countedConn) cancelSession() {
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.l.conns.remove(c)
-		c.l.mu.Lock()
-		if c.l.open[c.ip]--; c.l.open[c.ip] <= 0 {
-			delete(c.l.open, c.ip)
-		}
-		c.l.mu.Unlock()
-	})
+	c.once.Do(func() { c.open.remove(c) })
 	return c.Conn.Close()
 }
