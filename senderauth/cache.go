@@ -74,14 +74,16 @@ func (c *Cache) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 func cached[T any](c *Cache, ctx context.Context, kind byte, name string,
 	lookup func(context.Context, string) ([]T, error)) ([]T, error) {
 	k := cacheKey{kind, strings.ToLower(strings.TrimSuffix(name, "."))}
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[k]
-	c.mu.Unlock()
-	if !ok || !now.Before(e.expires) {
+	e, ok := c.fresh(k)
+	if !ok {
 		// The shared query belongs to no one caller: it outlives a caller
 		// that gives up, and each caller waits only as long as its own ctx.
 		ch := c.flight.DoChan(string(kind)+k.name, func() (any, error) {
+			// A query that ended between the look above and this one has
+			// just stored its answer.
+			if e, ok := c.fresh(k); ok {
+				return e.val, e.err
+			}
 			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 			defer cancel()
 			v, err := lookup(qctx, name)
@@ -99,6 +101,15 @@ func cached[T any](c *Cache, ctx context.Context, kind byte, name string,
 	}
 	v, _ := e.val.([]T)
 	return slices.Clone(v), e.err
+}
+
+// fresh returns the entry for k, if there is one not expired.
+func (c *Cache) fresh(k cacheKey) (cacheEntry, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	return e, ok && now.Before(e.expires)
 }
 
 func (c *Cache) store(k cacheKey, e cacheEntry) {
