@@ -12,13 +12,17 @@ import (
 	"github.com/invited/invited/store"
 )
 
-// A command's calendar goes from parse to verify to create. Writing it
-// into each stage's job would write it to disk twice more and delete it
-// twice (most of what those commits write); instead the job names it (the
-// message and which of its calendars) and parse leaves it here, encoded,
-// for the next stages. The raw message stays on disk until the command is
-// done, so a calendar not here (after a restart, or evicted) is read again
-// from it: the hand-off (Pipeline.handoff) is only a cache.
+// A command's calendar goes from parse to verify to create. Usually each
+// stage runs straight after the one before, in memory (Pipeline.ahead),
+// and the job passed on keeps the decoded command, calendar and all
+// (commandJobOf). A job that is queued instead must not write its calendar
+// into its payload: that would write it to disk twice more and delete it
+// twice (most of what those commits write). Its payload names the
+// calendar (the message and which of its calendars), and the calendar is
+// left here, encoded, for the stage that runs the job (encodeCommand). The
+// raw message stays on disk until the command is done, so a calendar not
+// here (after a restart, or evicted) is read again from it: the hand-off
+// (Pipeline.handoff) is only a cache.
 type calKey struct {
 	message string
 	part    int
@@ -28,17 +32,17 @@ type calKey struct {
 const maxHandoffBytes = 16 << 20
 
 // command decodes a command job of verify or create and finds its
-// calendar: in the job itself (jobs queued before the hand-off existed),
-// carried in memory by the stage before (run straight after it), handed
-// off by parse, or read again from the message.
+// calendar: kept in memory by the stage before (run straight after it), in
+// the job itself (jobs queued before the hand-off existed), handed off
+// when the job was queued, or read again from the message.
 func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
+	if c, ok := j.Carry.(*commandJob); ok {
+		cp := *c // the stage may change its copy; the calendar is only read
+		return &cp, nil
+	}
 	c, err := decode[commandJob](j)
 	if err != nil || c.Calendar != nil {
 		return c, err
-	}
-	if cal, ok := j.Carry.(*itip.Calendar); ok && cal != nil {
-		c.Calendar = cal
-		return c, nil
 	}
 	k := calKey{j.Message, c.Part}
 	b, ok := p.handoff.Get(k)
@@ -55,6 +59,42 @@ func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
 		return nil, reject("unreadable calendar %d of message %s: %v", c.Part, j.Message, err)
 	}
 	return c, nil
+}
+
+// encodeCommand gives j, a job made by commandJobOf that is about to be
+// queued, its payload: the command without its calendar, which goes to
+// the hand-off, and the calendar's checksum. Other jobs are left as they
+// are. Only queued jobs pay for this: the JSON gives back the calendar
+// kept in memory (FuzzParseCalendar checks it), so a job judges the same
+// whichever way its calendar reached it.
+func (p *Pipeline) encodeCommand(j *store.Job) error {
+	c, ok := j.Carry.(*commandJob)
+	if !ok || j.Payload != nil {
+		return nil
+	}
+	b, err := json.Marshal(c.Calendar)
+	if err != nil {
+		return fmt.Errorf("pipeline: encode calendar: %w", err)
+	}
+	cp := *c
+	cp.Calendar, cp.Sum = nil, calendarSum(b)
+	if j.Payload, err = json.Marshal(&cp); err != nil {
+		return fmt.Errorf("pipeline: encode %s job: %w", j.Kind, err)
+	}
+	p.handoff.Put(calKey{j.Message, c.Part}, b)
+	return nil
+}
+
+// commandPart is which calendar of its message command job j is about.
+func commandPart(j *store.Job) (int, error) {
+	if c, ok := j.Carry.(*commandJob); ok {
+		return c.Part, nil
+	}
+	c, err := decode[commandJob](j)
+	if err != nil {
+		return 0, err
+	}
+	return c.Part, nil
 }
 
 // calendarSum identifies an encoded calendar.

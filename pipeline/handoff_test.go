@@ -111,9 +111,11 @@ func TestHandoff_TwoCalendarsReadAgain(t *testing.T) {
 }
 
 // TestHandoff_CalendarCarried: parse's job for verify, and verify's for
-// create, carry the calendar in memory, and the stage run straight after
-// takes it rather than decoding the hand-off (or reading the message)
-// again; a job read back from a queue carries nothing.
+// create, keep the command and its calendar in memory, with no payload and
+// nothing handed off, and the stage run straight after takes them rather
+// than decoding anything; only a job queued gets a payload, and its
+// calendar goes to the hand-off; a job read back from a queue carries
+// nothing.
 func TestHandoff_CalendarCarried(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.stop()
@@ -127,12 +129,17 @@ func TestHandoff_CalendarCarried(t *testing.T) {
 	if err != nil || len(o.next) != 1 {
 		t.Fatalf("parse: %+v, %v", o, err)
 	}
-	handed, _ := h.p.handoff.Get(calKey{id, 0})
-	if b, _ := json.Marshal(o.next[0].Carry); o.next[0].Carry == nil || string(b) != string(handed) {
-		t.Errorf("parse's job for verify carries %s, want the calendar handed off, %s", b, handed)
+	c, ok := o.next[0].Carry.(*commandJob)
+	if !ok || c.Calendar == nil || o.next[0].Payload != nil || h.p.handoff.Len() != 0 {
+		t.Fatalf("parse's job for verify: carries %#v, payload %q, %d handed off; want the command and its calendar, no payload, nothing handed off",
+			o.next[0].Carry, o.next[0].Payload, h.p.handoff.Len())
 	}
 
 	h.parseOnly()
+	handed, _ := h.p.handoff.Get(calKey{id, 0})
+	if b, _ := json.Marshal(c.Calendar); string(b) != string(handed) {
+		t.Errorf("the job queued for verify handed off %s, want the calendar parse read, %s", handed, b)
+	}
 	jobs, _, err := h.db.Due(StageVerify, h.p.cfg.Now().Add(time.Hour), 10, nil)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("verify jobs %v, %v; want 1", jobs, err)
@@ -140,27 +147,31 @@ func TestHandoff_CalendarCarried(t *testing.T) {
 	if jobs[0].Carry != nil {
 		t.Errorf("a job read from the queue carries %T", jobs[0].Carry)
 	}
+	queued, err := decode[commandJob](jobs[0])
+	if err != nil || queued.Calendar != nil || queued.Sum != calendarSum(handed) || !reflect.DeepEqual(queued.Auth, c.Auth) {
+		t.Errorf("queued verify job %+v, %v; want the command with the calendar's sum and without the calendar", queued, err)
+	}
 	o, err = h.p.verify(context.Background(), jobs[0])
 	if err != nil || len(o.next) != 1 {
 		t.Fatalf("verify: %+v, %v", o, err)
 	}
-	cal, ok := o.next[0].Carry.(*itip.Calendar)
-	if !ok || len(cal.Events) != 1 {
+	vc, ok := o.next[0].Carry.(*commandJob)
+	if !ok || vc.Calendar == nil || len(vc.Calendar.Events) != 1 || !vc.Believed {
 		t.Fatalf("verify's job for create carries %#v", o.next[0].Carry)
 	}
 
-	// With nothing handed off and no message to read again, only the
-	// carried calendar can serve create.
+	// With nothing handed off and no message to read again, only what
+	// verify kept can serve create.
 	h.p.handoff.Delete(calKey{id, 0})
 	j := *o.next[0]
 	j.Message = "no-such-message"
-	c, err := h.p.command(&j)
-	if err != nil || c.Calendar != cal {
-		t.Fatalf("create's calendar: %v, %v; want the one verify carried", c, err)
+	got, err := h.p.command(&j)
+	if err != nil || got.Calendar != vc.Calendar || got == vc {
+		t.Fatalf("create's command: %v, %v; want a copy of the one verify kept", got, err)
 	}
-	j.Carry = nil
+	j.Carry, j.Payload = nil, jobs[0].Payload
 	if _, err := h.p.command(&j); err == nil {
-		t.Fatal("without the carried calendar, a job whose message is gone still read")
+		t.Fatal("without the command kept in memory, a job whose message is gone still read")
 	}
 }
 

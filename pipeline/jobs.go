@@ -30,14 +30,15 @@ type commandJob struct {
 	Tag      string       `json:"tag,omitempty"`
 	Subject  string       `json:"subject,omitempty"`
 	// Part is which calendar of the message this is (itip.Message.Calendars);
-	// verify and create find it through the hand-off (handoff.go).
+	// verify and create find it through the hand-off (handoff.go) when the
+	// job was queued.
 	Part int `json:"part"`
 	// Sum is the SHA-256 of the calendar as parse encoded it: a calendar
 	// read again from the message must be that one (a later version might
 	// read the message differently), or the job is refused.
 	Sum string `json:"sum,omitempty"`
 	// Calendar is filled in by Pipeline.command; jobs written by earlier
-	// versions carry it.
+	// versions carry it, and a job kept in memory (commandJobOf) has it.
 	Calendar *itip.Calendar `json:"calendar,omitempty"`
 	// Auth is what parse decided about the sender.
 	Auth senderauth.Verdict `json:"auth"`
@@ -78,6 +79,14 @@ func decode[T any](j *store.Job) (*T, error) {
 		return nil, reject("unreadable %s job: %v", j.Kind, err)
 	}
 	return v, nil
+}
+
+// commandJobOf is a verify or create job for c, kept decoded in its
+// Carry: the stage after usually runs it straight away in memory
+// (Pipeline.ahead), and its payload is only written if it is queued
+// instead (Pipeline.encodeCommand).
+func commandJobOf(kind, message string, c *commandJob) *store.Job {
+	return &store.Job{Kind: kind, Message: message, Carry: c}
 }
 
 func newJob(kind, message string, payload any) (*store.Job, error) {

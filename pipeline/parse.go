@@ -171,23 +171,9 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			reasons = append(reasons, "no CSV attachment (uid,email,name) for bulk invites")
 		}
 	}
-	add := func(kind, tag string, part int, cal *itip.Calendar) error {
-		b, err := json.Marshal(cal)
-		if err != nil {
-			return fmt.Errorf("pipeline: encode calendar: %w", err)
-		}
-		jb, err := newJob(kind, j.Message, commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag, Subject: msg.Subject,
-			Part: part, Sum: calendarSum(b), Auth: verdict})
-		if err != nil {
-			return err
-		}
-		// Left for verify and create before the job is even queued, and
-		// carried in memory for verify run straight after: JSON gives
-		// back the same calendar (FuzzParseCalendar checks it).
-		p.handoff.Put(calKey{j.Message, part}, b)
-		jb.Carry = cal
-		jobs = append(jobs, jb)
-		return nil
+	add := func(kind, tag string, part int, cal *itip.Calendar) {
+		jobs = append(jobs, commandJobOf(kind, j.Message, &commandJob{From: msg.From, MailFrom: m.MailFrom, Tag: tag,
+			Subject: msg.Subject, Part: part, Calendar: cal, Auth: verdict}))
 	}
 	for part, cal := range msg.Calendars {
 		if !create && !rsvp {
@@ -200,17 +186,13 @@ func (p *Pipeline) route(j *store.Job, m *store.Message, raw []byte, verdict sen
 			if method == "CANCEL" {
 				kind = kindCancel
 			}
-			if err := add(kind, "", part, cal); err != nil {
-				return nil, nil, err
-			}
+			add(kind, "", part, cal)
 		case rsvp && (method == "REPLY" || method == "COUNTER" || method == "REFRESH"):
 			tag := ""
 			if len(tags) > 0 {
 				tag = tags[0]
 			}
-			if err := add(kindReply, tag, part, cal); err != nil {
-				return nil, nil, err
-			}
+			add(kindReply, tag, part, cal)
 		case method == "":
 			reasons = append(reasons, "calendar has no METHOD")
 		default:

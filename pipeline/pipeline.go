@@ -595,6 +595,9 @@ func (e *aheadError) Unwrap() error { return e.err }
 func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 	for _, r := range rs {
 		if r.queue {
+			if err := p.encodeCommand(r.job); err != nil {
+				return err
+			}
 			if _, err := tx.Enqueue(r.stage, r.job, p.cfg.Now()); err != nil {
 				return err
 			}
@@ -643,8 +646,8 @@ func (p *Pipeline) rejected(tx *store.Tx, j *store.Job, rej *Rejection) error {
 func (p *Pipeline) forget(tx *store.Tx, j *store.Job) {
 	switch j.Kind {
 	case kindRequest, kindCancel, kindReply:
-		if c, err := decode[commandJob](j); err == nil {
-			k := calKey{j.Message, c.Part}
+		if part, err := commandPart(j); err == nil {
+			k := calKey{j.Message, part}
 			tx.OnCommit(func() { p.handoff.Delete(k) })
 		}
 	case kindBulk:

@@ -46,20 +46,14 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 	default:
 		return outcome{}, reject("unknown job kind %q", j.Kind)
 	}
-	var carry *itip.Calendar
+	var out *store.Job
 	if c, ok := next.(*commandJob); ok {
-		// The calendar stays in the hand-off (or the message), and goes
-		// along in memory for create run straight after.
-		cp := *c
-		cp.Calendar, carry = nil, c.Calendar
-		next = &cp
-	}
-	out, err := newJob(j.Kind, j.Message, next)
-	if err != nil {
-		return outcome{}, err
-	}
-	if carry != nil {
-		out.Carry = carry
+		out = commandJobOf(j.Kind, j.Message, c)
+	} else {
+		var err error
+		if out, err = newJob(j.Kind, j.Message, next); err != nil {
+			return outcome{}, err
+		}
 	}
 	return outcome{next: []*store.Job{out}, to: StageCreate}, nil
 }
