@@ -99,7 +99,11 @@ func (tx *Tx) PutAttendee(a *Attendee) error {
 			return err
 		}
 	}
-	return tx.put(bAttendees, attendeeKey(a.UID, a.Email), a)
+	if err := tx.put(bAttendees, attendeeKey(a.UID, a.Email), a); err != nil {
+		return err
+	}
+	tx.wroteAttendee()
+	return nil
 }
 
 // TagOwner returns the event and attendee a reply tag was issued to.

@@ -56,7 +56,7 @@ func TestReleaseMapped(t *testing.T) {
 		return b
 	}
 	st := openStatm()
-	defer st.close()
+	db.statm = st // closed with db
 	first, _ := st.residentFile()
 	readAll()
 	before := resident()
@@ -67,10 +67,10 @@ func TestReleaseMapped(t *testing.T) {
 	if total < first+n*size/2 {
 		t.Fatalf("file-backed resident total %d MiB after reading 25 MiB, %d MiB before: the open statm reads stale", total>>20, first>>20)
 	}
-	if db.checkMapped(total+1<<20, st) {
+	if db.checkMapped(total+1<<20, db.releaseMapped) {
 		t.Fatal("let go while under the budget")
 	}
-	if !db.checkMapped(before/2, st) {
+	if !db.checkMapped(before/2, db.releaseMapped) {
 		t.Fatal("kept the pages while over the budget")
 	}
 	after := resident()
@@ -146,4 +146,76 @@ func TestWatcherSleepsWhileIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("sleep after the read", db.parked.Load)
+}
+
+// TestWriterLetsMappedGo: a write transaction that stores attendees looks
+// at the mapped pages itself every mappedWriteEvery of them, and lets
+// them go past the budget while it runs, with no watcher to do it; what
+// it wrote and read stays the same.
+func TestWriterLetsMappedGo(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{MappedBudget: -1}) // no watcher
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.statm = openStatm(); db.statm == nil {
+		t.Skip("no /proc/self/statm")
+	}
+	db.budget = 4 << 20
+	const n, size = 400, 64 << 10 // 25 MiB
+	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
+	for i := 0; i < n; i += 50 {
+		err := db.Update(context.Background(), func(tx *Tx) error {
+			for j := i; j < i+50; j++ {
+				if err := tx.tx.Bucket(bRaw).Put([]byte(fmt.Sprintf("k%04d", j)), value(j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after int64
+	err = db.Update(context.Background(), func(tx *Tx) error {
+		for i := range n { // map every page of the values
+			if v := tx.tx.Bucket(bRaw).Get([]byte(fmt.Sprintf("k%04d", i))); !bytes.Equal(v, value(i)) {
+				return fmt.Errorf("value %d differs before", i)
+			}
+		}
+		before, _ = residentMapped(db.mapName)
+		for i := range mappedWriteEvery {
+			if err := tx.PutAttendee(&Attendee{UID: "e", Email: fmt.Sprintf("a%d@example.com", i), Tag: fmt.Sprintf("t%d", i)}); err != nil {
+				return err
+			}
+		}
+		after, _ = residentMapped(db.mapName)
+		for i := range n { // and again, from the page cache
+			if v := tx.tx.Bucket(bRaw).Get([]byte(fmt.Sprintf("k%04d", i))); !bytes.Equal(v, value(i)) {
+				return fmt.Errorf("value %d differs after", i)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.writerLooks.Load() != 1 || db.Released() != 1 {
+		t.Fatalf("the writer looked %d times and let go %d times for %d attendees, want once each",
+			db.writerLooks.Load(), db.Released(), mappedWriteEvery)
+	}
+	if before < n*size/2 || after > before/4 {
+		t.Errorf("the database's resident pages: %d MiB before the attendees, %d MiB after", before>>20, after>>20)
+	}
+	err = db.View(func(tx *Tx) error {
+		a, err := tx.Attendee("e", fmt.Sprintf("a%d@example.com", mappedWriteEvery-1))
+		if err != nil || a.Tag != fmt.Sprintf("t%d", mappedWriteEvery-1) {
+			return fmt.Errorf("last attendee %+v, %v", a, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -104,9 +104,16 @@ type DB struct {
 	watcherWakes atomic.Int64 // times it was woken
 	looks        atomic.Int64 // times it looked
 	mapName      string       // the file as /proc/self/smaps names it
-	// otherFile is the watcher's last count of file-backed resident bytes
-	// that were not the database's (only the watcher uses it).
-	otherFile int64
+	// The mapped-page budget, and what looking at it takes: statm (nil
+	// when there is nothing to watch) and otherFile, the last count of
+	// file-backed resident bytes that were not the database's, used under
+	// mappedMu by the watcher and by writers (Tx.wroteAttendee).
+	budget         int64
+	statm          *statm
+	otherFile      int64
+	mappedMu       sync.Mutex
+	attendeeWrites atomic.Int64
+	writerLooks    atomic.Int64 // looks made by writers
 
 	events memo.Cache[string, sharedEvent] // see Tx.EventShared
 }
@@ -159,8 +166,13 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.mapName = mappedName(path)
 	if opts.MappedBudget > 0 && canDropMapping {
-		db.watching.Add(1)
-		go db.watchMapped(opts.MappedBudget, mappedEvery)
+		// Without statm there is nothing cheap to watch with: smaps at
+		// the watcher's rate would cost more than it saves.
+		if db.statm = openStatm(); db.statm != nil {
+			db.budget = opts.MappedBudget
+			db.watching.Add(1)
+			go db.watchMapped(mappedEvery)
+		}
 	}
 	return db, nil
 }
@@ -196,6 +208,7 @@ func (db *DB) Close() error {
 	db.once.Do(func() { close(db.closing) })
 	<-db.done
 	db.watching.Wait()
+	db.statm.close()
 	return db.bolt.Close()
 }
 
