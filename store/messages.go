@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -66,6 +67,11 @@ func (tx *Tx) PutMessage(m *Message, raw []byte) error {
 
 // Message reads the message id.
 func (tx *Tx) Message(id string) (*Message, error) {
+	if m, ok := tx.msgs[id]; ok { // changed in this update, not yet written
+		cp := *m
+		cp.RcptTo, cp.Notes, cp.Auth = slices.Clone(m.RcptTo), slices.Clone(m.Notes), slices.Clone(m.Auth)
+		return &cp, nil
+	}
 	var m Message
 	if err := tx.get(bMessages, []byte(id), &m); err != nil {
 		return nil, err
@@ -104,10 +110,30 @@ func (tx *Tx) NoteMessage(id string, n Note) error {
 
 // changeMessage reads message id, changes it and writes it back.
 func (tx *Tx) changeMessage(id string, change func(*Message)) error {
-	m, err := tx.Message(id)
-	if err != nil {
-		return err
+	m, ok := tx.msgs[id]
+	if !ok {
+		var err error
+		if m, err = tx.Message(id); err != nil {
+			return err
+		}
+		if tx.msgs == nil {
+			tx.msgs = make(map[string]*Message, 1)
+		}
+		tx.msgs[id] = m
 	}
 	change(m)
-	return tx.put(bMessages, []byte(id), m)
+	return nil
+}
+
+// flushMessages writes the messages changed in this update. A message is
+// often changed twice in one (parse records its sender, create notes the
+// outcome, run ahead in the same update): it is decoded and encoded once.
+func (tx *Tx) flushMessages() error {
+	for id, m := range tx.msgs {
+		if err := tx.put(bMessages, []byte(id), m); err != nil {
+			return err
+		}
+	}
+	tx.msgs = nil
+	return nil
 }

@@ -363,6 +363,10 @@ func (db *DB) run(batch []*request) {
 					failed, ferr = i, err
 					return err
 				}
+				if err := tx.flushMessages(); err != nil {
+					failed, ferr = i, err
+					return err
+				}
 				hooks = append(hooks, tx.hooks...)
 			}
 			return nil
@@ -432,6 +436,7 @@ type Tx struct {
 	tx       *bolt.Tx
 	writable bool
 	hooks    []func()
+	msgs     map[string]*Message // changed by this update, written when it returns (flushMessages)
 }
 
 // OnCommit registers f to run after the transaction is durable.

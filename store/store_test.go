@@ -568,3 +568,54 @@ func TestUpdate_EndedContextWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestMessage_ChangedTwiceInOneUpdate: changes to a message within one
+// update are read back within it and all written; an update that fails
+// writes none of its changes.
+func TestMessage_ChangedTwiceInOneUpdate(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	m := &Message{MailFrom: "a@example.com", RcptTo: []string{"create@example.net"}}
+	if err := db.Update(ctx, func(tx *Tx) error { return tx.PutMessage(m, []byte("raw")) }); err != nil {
+		t.Fatal(err)
+	}
+	note := Note{Stage: "create", Status: MessageProcessed, Text: "registered"}
+	err := db.Update(ctx, func(tx *Tx) error {
+		if err := tx.SetMessageAuth(m.ID, json.RawMessage(`{"pass":true}`)); err != nil {
+			return err
+		}
+		if err := tx.NoteMessage(m.ID, note); err != nil {
+			return err
+		}
+		got, err := tx.Message(m.ID)
+		if err != nil {
+			return err
+		}
+		if string(got.Auth) != `{"pass":true}` || len(got.Notes) != 1 || got.Status != MessageProcessed {
+			return fmt.Errorf("within the update: %+v", got)
+		}
+		got.Notes[0].Text = "changed by the reader" // a copy: must not reach the store
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("fails")
+	err = db.Update(ctx, func(tx *Tx) error {
+		if err := tx.NoteMessage(m.ID, Note{Stage: "send", Status: MessageRejected, Text: "never written"}); err != nil {
+			return err
+		}
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("failing update: %v", err)
+	}
+	var got *Message
+	if err := db.View(func(tx *Tx) (err error) { got, err = tx.Message(m.ID); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Auth) != `{"pass":true}` || len(got.Notes) != 1 || got.Notes[0] != note || got.Status != MessageProcessed ||
+		got.MailFrom != m.MailFrom || len(got.RcptTo) != 1 {
+		t.Fatalf("stored message %+v", got)
+	}
+}
