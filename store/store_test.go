@@ -619,3 +619,49 @@ func TestMessage_ChangedTwiceInOneUpdate(t *testing.T) {
 		t.Fatalf("stored message %+v", got)
 	}
 }
+
+// TestQueue_PayloadKeptAsIs: a job's payload is stored as its maker
+// encoded it, and reads back the same, whatever it holds; one that does
+// not begin like JSON is refused rather than stored.
+func TestQueue_PayloadKeptAsIs(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	payloads := []string{
+		`{"uid":"e1","data":{"summary":"Tea \"and\" cake","n":[1, 2, 3]}}`,
+		`["a", {"b": null}]`,
+		`"just a string"`,
+		``,
+	}
+	for _, p := range payloads {
+		err := db.Update(ctx, func(tx *Tx) error {
+			_, err := tx.Enqueue("send", &Job{Kind: "notify", Message: "7", Payload: json.RawMessage(p)}, t0)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("enqueue %q: %v", p, err)
+		}
+	}
+	err := db.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Enqueue("send", &Job{Kind: "notify", Payload: json.RawMessage(`nope`)}, t0)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a payload that is not JSON was stored")
+	}
+	jobs, _, err := db.Due("send", t0.Add(time.Hour), 10, nil)
+	if err != nil || len(jobs) != len(payloads) {
+		t.Fatalf("%d jobs, %v; want %d", len(jobs), err, len(payloads))
+	}
+	got := map[string]bool{}
+	for _, j := range jobs {
+		if j.Kind != "notify" || j.Message != "7" || j.Stage != "send" || !j.Due.Equal(t0) {
+			t.Errorf("job read back as %+v", j)
+		}
+		got[string(j.Payload)] = true
+	}
+	for _, p := range payloads {
+		if !got[p] {
+			t.Errorf("payload %q did not read back as it was; read %v", p, got)
+		}
+	}
+}
