@@ -223,7 +223,7 @@ func wrap(from, method, ics string) []byte {
 		"Content-Type: text/calendar; charset=UTF-8; method=" + method + "\r\n\r\n" + ics)
 }
 
-func testdata(t *testing.T, name string) string {
+func testdata(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "imip", name))
 	if err != nil {
