@@ -239,7 +239,7 @@ func (w *walker) walk(e *message.Entity, depth int) error {
 			}
 		}
 	}
-	filename := partFilename(e.Header)
+	filename := partFilename(e.Header, params)
 	ext := strings.ToLower(path.Ext(filename))
 	body := e.Body
 	isCal := false
@@ -343,10 +343,20 @@ func contentType(h message.Header) (string, map[string]string) {
 }
 
 // partFilename returns the part's file name (Content-Disposition filename,
-// else Content-Type name), reduced to a base name without control characters.
-func partFilename(h message.Header) string {
-	ah := mail.AttachmentHeader{Header: h}
-	name, _ := ah.Filename()
+// else the name in typeParams, the part's Content-Type parameters as
+// contentType read them), reduced to a base name without control
+// characters. (go-message's AttachmentHeader.Filename does the same, but
+// reads the Content-Type again, and an absent Content-Disposition costs it
+// a parse error.)
+func partFilename(h message.Header, typeParams map[string]string) string {
+	name, ok := "", false
+	if h.Has("Content-Disposition") {
+		_, params, _ := h.ContentDisposition()
+		name, ok = params["filename"]
+	}
+	if !ok {
+		name = typeParams["name"]
+	}
 	name = stripControls(name)
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]

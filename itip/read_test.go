@@ -73,6 +73,8 @@ func TestReadMessage_Wrapped(t *testing.T) {
 			"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"+b64("\r\n"+google)+"--b1--\r\n"), "REQUEST", "Buffalo Buffalo"},
 		{"text/plain named .ics", mimeMsg(hdr+"Content-Type: multipart/mixed; boundary=b1\n",
 			"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"=?utf-8?q?r=C3=A9union.ics?=\"\r\n\r\n"+google+"--b1--\r\n"), "REQUEST", "Buffalo Buffalo"},
+		{"text/plain named .ics in its Content-Type only", mimeMsg(hdr+"Content-Type: multipart/mixed; boundary=b1\n",
+			"--b1\r\nContent-Type: text/plain; charset=utf-8; name=\"=?utf-8?q?r=C3=A9union.ics?=\"\r\n\r\n"+google+"--b1--\r\n"), "REQUEST", "Buffalo Buffalo"},
 		{"iso-8859-1 charset", mimeMsg(hdr+"Content-Type: text/calendar; charset=iso-8859-1; method=PUBLISH\nContent-Transfer-Encoding: 8bit\n", latin1), "PUBLISH", "Réunion"},
 		{"nested related in alternative in mixed", mimeMsg(hdr+"Content-Type: multipart/mixed; boundary=b1\n",
 			"--b1\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nx\r\n--b2\r\nContent-Type: multipart/related; boundary=b3\r\n\r\n--b3\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b3\r\nContent-Type: text/calendar; method=REQUEST\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
