@@ -119,7 +119,7 @@ func TestAhead_FailureGoesThroughTheQueues(t *testing.T) {
 
 // TestAhead_RejectedWhereItFails: a REQUEST verify refuses (its sender is
 // not the organizer) is refused in parse's own commit, by verify, and
-// what parse handed off for it is let go.
+// nothing is left in the hand-off for it.
 func TestAhead_RejectedWhereItFails(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Auth.Policy = PolicyAligned })
 	id := h.requestAhead("jack@kolab.org", setProp(testdata(t, weekly), "UID", "other@google.com"), 0)

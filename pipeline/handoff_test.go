@@ -166,8 +166,11 @@ func TestHandoff_CalendarCarried(t *testing.T) {
 	j := *o.next[0]
 	j.Message = "no-such-message"
 	got, err := h.p.command(&j)
-	if err != nil || got.Calendar != vc.Calendar || got == vc {
+	if err != nil || got.Calendar != vc.Calendar || got == vc || !reflect.DeepEqual(*got, *vc) {
 		t.Fatalf("create's command: %v, %v; want a copy of the one verify kept", got, err)
+	}
+	if got.UID = "changed by create"; vc.UID == got.UID {
+		t.Error("a change to create's command reached the one verify kept")
 	}
 	j.Carry, j.Payload = nil, jobs[0].Payload
 	if _, err := h.p.command(&j); err == nil {

@@ -33,7 +33,8 @@ type commandJob struct {
 	// verify and create find it through the hand-off (handoff.go) when the
 	// job was queued.
 	Part int `json:"part"`
-	// Sum is the SHA-256 of the calendar as parse encoded it: a calendar
+	// Sum is the SHA-256 of the calendar as encoded when the job was
+	// queued (encodeCommand): a calendar
 	// read again from the message must be that one (a later version might
 	// read the message differently), or the job is refused.
 	Sum string `json:"sum,omitempty"`

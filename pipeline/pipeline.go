@@ -458,6 +458,9 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		} else {
 			next = p.ahead(ctx, o.to, o.next)
 		}
+		if err := p.encodeQueued(next); err != nil {
+			return err
+		}
 		write := func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
 				return fmt.Errorf("%w: %w", errGone, err)
@@ -481,6 +484,9 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			// round queues one more job: this ends.
 			log.Debug("a stage run ahead failed; queuing its job", "stage", failed.r.stage, "err", failed.err)
 			failed.r.queue = true
+			if err = p.encodeCommand(failed.r.job); err != nil {
+				break
+			}
 		}
 		whole = err == nil && inbound(st.name) && !o.more && allAhead(next)
 		return err
@@ -595,7 +601,7 @@ func (e *aheadError) Unwrap() error { return e.err }
 func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 	for _, r := range rs {
 		if r.queue {
-			if err := p.encodeCommand(r.job); err != nil {
+			if err := p.encodeCommand(r.job); err != nil { // done already (encodeQueued): a guard
 				return err
 			}
 			if _, err := tx.Enqueue(r.stage, r.job, p.cfg.Now()); err != nil {
@@ -609,6 +615,23 @@ func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 			}
 		}
 		if err := p.writeAhead(tx, r.next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeQueued encodes the commands among rs to be queued
+// (encodeCommand), before the transaction that queues them: encoding a
+// calendar is no work for the committer, which every writer waits on.
+func (p *Pipeline) encodeQueued(rs []*ranAhead) error {
+	for _, r := range rs {
+		if r.queue {
+			if err := p.encodeCommand(r.job); err != nil {
+				return err
+			}
+		}
+		if err := p.encodeQueued(r.next); err != nil {
 			return err
 		}
 	}
