@@ -110,6 +110,9 @@ func (tx *Tx) NoteMessage(id string, n Note) error {
 
 // changeMessage reads message id, changes it and writes it back.
 func (tx *Tx) changeMessage(id string, change func(*Message)) error {
+	if !tx.writable {
+		return ErrReadOnly
+	}
 	m, ok := tx.msgs[id]
 	if !ok {
 		var err error

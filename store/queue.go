@@ -16,7 +16,9 @@ type Job struct {
 	Kind  string `json:"kind"`
 	// Message is the inbound message this job came from, if any: outcomes
 	// are noted on it.
-	Message   string          `json:"message,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Payload is the stage's own data: valid JSON, as json.Marshal makes
+	// it. It is stored as it is, not checked (see encodeJob).
 	Payload   json.RawMessage `json:"payload,omitempty"`
 	Created   time.Time       `json:"created"`
 	Due       time.Time       `json:"due"`
@@ -92,7 +94,9 @@ func (tx *Tx) putJob(j *Job) error {
 // json.Marshal would check and compact it again byte by byte: three
 // quarters of the cost of storing a notice's job, inside the transaction
 // every writer waits on. A payload that does not begin like a JSON value
-// goes through json.Marshal after all, and fails there.
+// goes through json.Marshal after all, and fails there; one that begins
+// like one but is not valid JSON is the caller's bug, stored as it is (the
+// record then reads back as KindUndecodable).
 func encodeJob(j *Job) ([]byte, error) {
 	payload := j.Payload
 	if len(payload) == 0 || !strings.ContainsRune(`{["`, rune(payload[0])) {

@@ -610,6 +610,9 @@ func TestMessage_ChangedTwiceInOneUpdate(t *testing.T) {
 	if !errors.Is(err, failed) {
 		t.Fatalf("failing update: %v", err)
 	}
+	if err := db.View(func(tx *Tx) error { return tx.NoteMessage(m.ID, note) }); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("noting a message in a read: %v, want ErrReadOnly", err)
+	}
 	var got *Message
 	if err := db.View(func(tx *Tx) (err error) { got, err = tx.Message(m.ID); return err }); err != nil {
 		t.Fatal(err)
@@ -622,7 +625,7 @@ func TestMessage_ChangedTwiceInOneUpdate(t *testing.T) {
 
 // TestQueue_PayloadKeptAsIs: a job's payload is stored as its maker
 // encoded it, and reads back the same, whatever it holds; one that does
-// not begin like JSON is refused rather than stored.
+// not even begin like JSON is refused rather than stored.
 func TestQueue_PayloadKeptAsIs(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
