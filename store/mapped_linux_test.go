@@ -10,17 +10,16 @@ import (
 	"time"
 )
 
-// TestReleaseMapped: letting the mapped pages go shrinks the resident set
-// by about the data read, and every value reads back the same afterwards.
-func TestReleaseMapped(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{MappedBudget: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	const n, size = 400, 64 << 10 // 25 MiB
-	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
-	for i := 0; i < n; i += 50 {
+// mappedValues values of mappedValueSize bytes are what fillMapped stores:
+// 25 MiB.
+const mappedValues, mappedValueSize = 400, 64 << 10
+
+// fillMapped stores mappedValues values in db's raw bucket under k0000,
+// k0001, ... and returns the function that gives value i.
+func fillMapped(t *testing.T, db *DB) func(int) []byte {
+	t.Helper()
+	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, mappedValueSize) }
+	for i := 0; i < mappedValues; i += 50 {
 		err := db.Update(context.Background(), func(tx *Tx) error {
 			for j := i; j < i+50; j++ {
 				if err := tx.tx.Bucket(bRaw).Put([]byte(fmt.Sprintf("k%04d", j)), value(j)); err != nil {
@@ -33,6 +32,19 @@ func TestReleaseMapped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return value
+}
+
+// TestReleaseMapped: letting the mapped pages go shrinks the resident set
+// by about the data read, and every value reads back the same afterwards.
+func TestReleaseMapped(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "invited.db"), Options{MappedBudget: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n, size = mappedValues, mappedValueSize
+	value := fillMapped(t, db)
 	readAll := func() {
 		t.Helper()
 		err := db.View(func(tx *Tx) error {
@@ -162,21 +174,8 @@ func TestWriterLetsMappedGo(t *testing.T) {
 		t.Skip("no /proc/self/statm")
 	}
 	db.budget = 4 << 20
-	const n, size = 400, 64 << 10 // 25 MiB
-	value := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, size) }
-	for i := 0; i < n; i += 50 {
-		err := db.Update(context.Background(), func(tx *Tx) error {
-			for j := i; j < i+50; j++ {
-				if err := tx.tx.Bucket(bRaw).Put([]byte(fmt.Sprintf("k%04d", j)), value(j)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	const n, size = mappedValues, mappedValueSize
+	value := fillMapped(t, db)
 	var before, after int64
 	err = db.Update(context.Background(), func(tx *Tx) error {
 		for i := range n { // map every page of the values
