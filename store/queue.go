@@ -95,8 +95,9 @@ func (tx *Tx) putJob(j *Job) error {
 // quarters of the cost of storing a notice's job, inside the transaction
 // every writer waits on. A payload that does not begin like a JSON value
 // goes through json.Marshal after all, and fails there; one that begins
-// like one but is not valid JSON is the caller's bug, stored as it is (the
-// record then reads back as KindUndecodable).
+// like one but is not valid JSON is the caller's bug, stored as it is: the
+// record then reads back as KindUndecodable, or, spliced into valid JSON
+// with keys of its own, as a different job.
 func encodeJob(j *Job) ([]byte, error) {
 	payload := j.Payload
 	if len(payload) == 0 || !strings.ContainsRune(`{["`, rune(payload[0])) {
