@@ -359,11 +359,11 @@ func (db *DB) run(batch []*request) {
 			hooks = hooks[:0]
 			for i, r := range batch {
 				tx := &Tx{db: db, tx: btx, writable: true}
-				if err := call(r.fn, tx); err != nil {
-					failed, ferr = i, err
-					return err
+				err := call(r.fn, tx)
+				if err == nil {
+					err = tx.flushMessages()
 				}
-				if err := tx.flushMessages(); err != nil {
+				if err != nil {
 					failed, ferr = i, err
 					return err
 				}
