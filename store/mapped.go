@@ -45,11 +45,9 @@ const mappedWriteEvery = 128
 // unless the watcher is looking just then. It runs on the committer, which
 // every writer waits on, so it reads only statm (a few µs, against tens of
 // µs a row), never smaps: it lets the pages go whenever the watcher would
-// count the database's own share (checkMapped), as if that share were
-// over: the file-backed total past the budget, and past what the watcher
-// last found to be other files (db.otherFile) by half the budget. Letting
-// go once too often costs a few ms of minor faults; one look too few, tens
-// of MiB.
+// count the database's own share (mayBeOver), as if that share were over.
+// Letting go once too often costs a few ms of minor faults; one look too
+// few, tens of MiB.
 //
 // Dropping the pages inside a write transaction is safe with bbolt (checked
 // against v1.5.0): its mapping is read-only and shared, and it writes with
@@ -64,12 +62,8 @@ func (tx *Tx) wroteAttendee() {
 	}
 	defer db.mappedMu.Unlock()
 	db.writerLooks.Add(1)
-	total, ok := db.statm.residentFile()
-	if !ok || total <= db.budget || total-db.otherFile <= db.budget/2 {
-		return
-	}
-	if dropMapping(db.bolt.Info().Data, uintptr(tx.tx.Size())) == nil {
-		db.released.Add(1)
+	if _, over := db.mayBeOver(); over {
+		db.letGo(func() error { return dropMapping(db.bolt.Info().Data, uintptr(tx.tx.Size())) })
 	}
 }
 
@@ -103,7 +97,7 @@ func (db *DB) watchMapped(interval time.Duration) {
 		case idle <= 1: // a transaction since the last look, or the look after its end
 			db.mappedMu.Lock()
 			db.looks.Add(1)
-			db.checkMapped(db.budget, db.releaseMapped)
+			db.checkMapped(db.releaseMapped)
 			db.mappedMu.Unlock()
 		}
 	}
@@ -149,26 +143,38 @@ func (db *DB) began() {
 
 func (db *DB) ended() { db.open.Add(-1) }
 
-// checkMapped lets the mapped pages go with release if more than budget
-// bytes of them are resident, and reports whether it did. The process's
-// file-backed resident total is cheap to read and an upper bound, so the
-// costlier count of the database's own mapping is made only when that
-// total is over, and, once a count found most of it to be other files
-// (db.otherFile), only when the total has grown by half the budget past
-// those. The caller holds db.mappedMu.
-func (db *DB) checkMapped(budget int64, release func() error) bool {
-	total, ok := db.statm.residentFile()
-	if !ok || total <= budget || total-db.otherFile <= budget/2 {
+// checkMapped lets the mapped pages go with release if more than half of
+// db.budget of them are resident while the process's file-backed pages
+// pass it, and reports whether it did. The caller holds db.mappedMu.
+func (db *DB) checkMapped(release func() error) bool {
+	total, over := db.mayBeOver()
+	if !over {
 		return false
 	}
 	n, ok := residentMapped(db.mapName)
 	if !ok {
 		return false
 	}
-	if n <= budget/2 {
+	if n <= db.budget/2 {
 		db.otherFile = total - n
 		return false
 	}
+	return db.letGo(release)
+}
+
+// mayBeOver reads the process's file-backed resident total and reports
+// whether the database's share of it may be over: the total, cheap to
+// read and an upper bound, past the budget, and, once a count found most
+// of it to be other files (db.otherFile), grown by half the budget past
+// those. The costlier count of the database's own mapping (smaps) is for
+// the caller to make, or not. The caller holds db.mappedMu.
+func (db *DB) mayBeOver() (total int64, over bool) {
+	total, ok := db.statm.residentFile()
+	return total, ok && total > db.budget && total-db.otherFile > db.budget/2
+}
+
+// letGo drops the mapped pages with release, and counts it if it worked.
+func (db *DB) letGo(release func() error) bool {
 	if release() != nil {
 		return false
 	}

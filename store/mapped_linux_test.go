@@ -79,10 +79,12 @@ func TestReleaseMapped(t *testing.T) {
 	if total < first+n*size/2 {
 		t.Fatalf("file-backed resident total %d MiB after reading 25 MiB, %d MiB before: the open statm reads stale", total>>20, first>>20)
 	}
-	if db.checkMapped(total+1<<20, db.releaseMapped) {
+	db.budget = total + 1<<20
+	if db.checkMapped(db.releaseMapped) {
 		t.Fatal("let go while under the budget")
 	}
-	if !db.checkMapped(before/2, db.releaseMapped) {
+	db.budget = before / 2
+	if !db.checkMapped(db.releaseMapped) {
 		t.Fatal("kept the pages while over the budget")
 	}
 	after := resident()
