@@ -85,18 +85,6 @@ func (p *Pipeline) encodeCommand(j *store.Job) error {
 	return nil
 }
 
-// commandPart is which calendar of its message command job j is about.
-func commandPart(j *store.Job) (int, error) {
-	if c, ok := j.Carry.(*commandJob); ok {
-		return c.Part, nil
-	}
-	c, err := decode[commandJob](j)
-	if err != nil {
-		return 0, err
-	}
-	return c.Part, nil
-}
-
 // calendarSum identifies an encoded calendar.
 func calendarSum(b []byte) string {
 	h := sha256.Sum256(b)

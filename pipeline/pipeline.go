@@ -458,9 +458,6 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		} else {
 			next = p.ahead(ctx, o.to, o.next)
 		}
-		if err := p.encodeQueued(next); err != nil {
-			return err
-		}
 		write := func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
 				return fmt.Errorf("%w: %w", errGone, err)
@@ -473,6 +470,11 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			return p.writeAhead(tx, next)
 		}
 		for {
+			// What is to be queued is encoded outside the transaction,
+			// anew after a round below marks one more job to be queued.
+			if err = p.encodeQueued(next); err != nil {
+				break
+			}
 			err = commit(ctx, write)
 			var failed *aheadError
 			if !errors.As(err, &failed) {
@@ -484,9 +486,6 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 			// round queues one more job: this ends.
 			log.Debug("a stage run ahead failed; queuing its job", "stage", failed.r.stage, "err", failed.err)
 			failed.r.queue = true
-			if err = p.encodeCommand(failed.r.job); err != nil {
-				break
-			}
 		}
 		whole = err == nil && inbound(st.name) && !o.more && allAhead(next)
 		return err
@@ -601,9 +600,6 @@ func (e *aheadError) Unwrap() error { return e.err }
 func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 	for _, r := range rs {
 		if r.queue {
-			if err := p.encodeCommand(r.job); err != nil { // done already (encodeQueued): a guard
-				return err
-			}
 			if _, err := tx.Enqueue(r.stage, r.job, p.cfg.Now()); err != nil {
 				return err
 			}
@@ -624,6 +620,7 @@ func (p *Pipeline) writeAhead(tx *store.Tx, rs []*ranAhead) error {
 // encodeQueued encodes the commands among rs to be queued
 // (encodeCommand), before the transaction that queues them: encoding a
 // calendar is no work for the committer, which every writer waits on.
+// Commands already encoded are left as they are.
 func (p *Pipeline) encodeQueued(rs []*ranAhead) error {
 	for _, r := range rs {
 		if r.queue {
@@ -669,8 +666,11 @@ func (p *Pipeline) rejected(tx *store.Tx, j *store.Job, rej *Rejection) error {
 func (p *Pipeline) forget(tx *store.Tx, j *store.Job) {
 	switch j.Kind {
 	case kindRequest, kindCancel, kindReply:
-		if part, err := commandPart(j); err == nil {
-			k := calKey{j.Message, part}
+		if j.Payload == nil {
+			break // a command kept in memory (commandJobOf) handed nothing off
+		}
+		if c, err := decode[commandJob](j); err == nil {
+			k := calKey{j.Message, c.Part}
 			tx.OnCommit(func() { p.handoff.Delete(k) })
 		}
 	case kindBulk:
