@@ -115,25 +115,30 @@ func TestHelp_DescribesEveryFlag(t *testing.T) {
 }
 
 // The garbage collector gets the daemon's defaults only where GOGC and
-// GOMEMLIMIT say nothing.
+// GOMEMLIMIT say nothing, and a heap of eleven times the live one only
+// under the daemon's own memory limit.
 func TestTuneGC(t *testing.T) {
 	gc, limit := debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
 	t.Cleanup(func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
-
-	tuneGC(func(string) string { return "" })
-	if got := debug.SetGCPercent(137); got != defaultGCPercent {
-		t.Errorf("GOGC unset: GC percent %d, want %d", got, defaultGCPercent)
-	}
-	if got := debug.SetMemoryLimit(137 << 20); got != defaultMemoryLimit {
-		t.Errorf("GOMEMLIMIT unset: limit %d, want %d", got, defaultMemoryLimit)
-	}
-
-	env := map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}
-	tuneGC(func(k string) string { return env[k] })
-	if got := debug.SetGCPercent(137); got != 137 {
-		t.Errorf("GOGC set: GC percent changed to %d", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != 137<<20 {
-		t.Errorf("GOMEMLIMIT set: limit changed to %d", got)
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		gc    int
+		limit int64
+	}{
+		{"neither set", nil, defaultGCPercent, defaultMemoryLimit},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, limitedGCPercent, 137 << 20},
+		{"GOGC set", map[string]string{"GOGC": "50"}, 137, defaultMemoryLimit},
+		{"both set", map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}, 137, 137 << 20},
+	} {
+		debug.SetGCPercent(137)
+		debug.SetMemoryLimit(137 << 20)
+		tuneGC(func(k string) string { return c.env[k] })
+		if got := debug.SetGCPercent(137); got != c.gc {
+			t.Errorf("%s: GC percent %d, want %d", c.name, got, c.gc)
+		}
+		if got := debug.SetMemoryLimit(137 << 20); got != c.limit {
+			t.Errorf("%s: memory limit %d, want %d", c.name, got, c.limit)
+		}
 	}
 }

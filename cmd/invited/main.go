@@ -33,13 +33,18 @@ func exitCode(err error) int {
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless
 // GOMEMLIMIT sets one. The live heap is 5-25 MiB in the bench's runs (its
-// bounded caches included), so collection only comes sooner than GOGC
-// would have it while big requests are decoded; the store's mapped pages
+// bounded caches included), so under load it is the limit, more than
+// GOGC, that sets when the heap is collected; the store's mapped pages
 // (store.Options.MappedBudget, 48 MiB) come on top.
 const defaultMemoryLimit = 64 << 20
 
-// defaultGCPercent is GOGC unless set, see tuneGC.
-const defaultGCPercent = 200
+// defaultGCPercent is GOGC unless set, while the memory limit is
+// defaultMemoryLimit; limitedGCPercent takes its place when GOMEMLIMIT
+// sets another limit, which may be none (see tuneGC).
+const (
+	defaultGCPercent = 1000
+	limitedGCPercent = 200
+)
 
 const usage = `invited is a self-hosted calendar invite server.
 
@@ -96,7 +101,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.")
-		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20)
+		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20, limitedGCPercent)
 		fs.PrintDefaults()
 	}
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the daemon stops (for finding what is slow)")
@@ -141,17 +146,26 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // tuneGC sets the garbage collector's defaults, leaving what GOGC and
 // GOMEMLIMIT set to them.
+//
+// The live heap is small (5-25 MiB; the database is mapped, not on the
+// heap), so Go's default of collecting each time it doubles spends a
+// tenth of the CPU of a busy daemon on GC. With neither variable set, the
+// heap may grow to eleven times what is live, but no further than
+// defaultMemoryLimit, which with the store's mapped-page budget keeps the
+// daemon within its memory target (see the README's Performance
+// section): under load it collects about when the runtime holds 64 MiB.
+// A GOMEMLIMIT of the admin's own may be far higher or off, so with one
+// the heap only triples.
 func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		// The live heap is small (tens of MiB; the database is mapped, not
-		// on the heap), so Go's default of collecting each time it doubles
-		// spends a tenth of a fan-out's CPU on GC. Let it triple instead.
-		debug.SetGCPercent(defaultGCPercent)
-	}
-	if getenv("GOMEMLIMIT") == "" {
-		// ...but no further than defaultMemoryLimit, which with the
-		// store's mapped-page budget keeps the daemon within its memory
-		// target (see the README's Performance section).
+	limited := getenv("GOMEMLIMIT") == ""
+	if limited {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if getenv("GOGC") == "" {
+		if limited {
+			debug.SetGCPercent(defaultGCPercent)
+		} else {
+			debug.SetGCPercent(limitedGCPercent)
+		}
 	}
 }
