@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -140,5 +141,20 @@ func TestTuneGC(t *testing.T) {
 		if got := debug.SetMemoryLimit(137 << 20); got != c.limit {
 			t.Errorf("%s: memory limit %d, want %d", c.name, got, c.limit)
 		}
+	}
+}
+
+// Go code runs on one thread more than the runtime's default, unless
+// GOMAXPROCS is set.
+func TestTuneProcs(t *testing.T) {
+	n := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(n) })
+	tuneProcs(func(string) string { return "" })
+	if got := runtime.GOMAXPROCS(n); got != n+1 {
+		t.Errorf("GOMAXPROCS unset: %d threads, want %d", got, n+1)
+	}
+	tuneProcs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] })
+	if got := runtime.GOMAXPROCS(0); got != n {
+		t.Errorf("GOMAXPROCS set: changed to %d", got)
 	}
 }

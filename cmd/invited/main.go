@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -101,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.")
-		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20, limitedGCPercent)
+		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own), and GOMAXPROCS how many\nthreads run Go code at once (here by default one more than the CPUs Go\nwould use).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20, limitedGCPercent)
 		fs.PrintDefaults()
 	}
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the daemon stops (for finding what is slow)")
@@ -114,6 +115,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	tuneGC(getenv)
+	tuneProcs(getenv)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -142,6 +144,24 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// tuneProcs runs Go code on one thread more than Go's default (the CPUs
+// available), unless GOMAXPROCS says otherwise.
+//
+// The committer that every writer waits on spends half its time in
+// fdatasync. While it is in the call, the runtime hands its thread's turn
+// at running Go code to a parse or SMTP goroutine; with every turn taken,
+// the committer back from fdatasync queues behind them before it can wake
+// its writers and start the next commit. With a spare turn it more often
+// goes straight on: in a trace of the bench's highest applied run on two
+// CPUs, the committer waited to run 15% of its time with two, 9% with
+// three. Setting it stops the runtime from following later changes of
+// the CPU limit, which a restart picks up.
+func tuneProcs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
 }
 
 // tuneGC sets the garbage collector's defaults, leaving what GOGC and
