@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/invited/invited/internal/tune"
 )
 
 func main() {
@@ -31,21 +31,6 @@ func exitCode(err error) int {
 	}
 	return 1
 }
-
-// defaultMemoryLimit is the Go runtime's soft memory limit unless
-// GOMEMLIMIT sets one. The live heap is 5-25 MiB in the bench's runs (its
-// bounded caches included), so under load it is the limit, more than
-// GOGC, that sets when the heap is collected; the store's mapped pages
-// (store.Options.MappedBudget, 48 MiB) come on top.
-const defaultMemoryLimit = 64 << 20
-
-// defaultGCPercent is GOGC unless set, while the memory limit is
-// defaultMemoryLimit; limitedGCPercent takes its place when GOMEMLIMIT
-// sets another limit, which may be none (see tuneGC).
-const (
-	defaultGCPercent = 1000
-	limitedGCPercent = 200
-)
 
 const usage = `invited is a self-hosted calendar invite server.
 
@@ -102,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.")
-		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own), and GOMAXPROCS how many\nthreads run Go code at once (here by default one more than the CPUs Go\nwould use).\n\nFlags:\n", defaultGCPercent, defaultMemoryLimit>>20, limitedGCPercent)
+		fmt.Fprintf(stderr, "Go's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own), and GOMAXPROCS how many\nthreads run Go code at once (here by default one more than the CPUs Go\nwould use).\n\nFlags:\n", tune.GCPercent, tune.MemoryLimit>>20, tune.LimitedGCPercent)
 		fs.PrintDefaults()
 	}
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the daemon stops (for finding what is slow)")
@@ -114,8 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	tuneGC(getenv)
-	tuneProcs(getenv)
+	tune.Runtime(getenv)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -144,48 +128,4 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
-// tuneProcs runs Go code on one thread more than Go's default (the CPUs
-// available), unless GOMAXPROCS says otherwise.
-//
-// The committer that every writer waits on spends half its time in
-// fdatasync. While it is in the call, the runtime hands its thread's turn
-// at running Go code to a parse or SMTP goroutine; with every turn taken,
-// the committer back from fdatasync queues behind them before it can wake
-// its writers and start the next commit. With a spare turn it more often
-// goes straight on: in a trace of the bench's highest applied run on two
-// CPUs, the committer waited to run 15% of its time with two, 9% with
-// three. Setting it stops the runtime from following later changes of
-// the CPU limit, which a restart picks up.
-func tuneProcs(getenv func(string) string) {
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	}
-}
-
-// tuneGC sets the garbage collector's defaults, leaving what GOGC and
-// GOMEMLIMIT set to them.
-//
-// The live heap is small (5-25 MiB; the database is mapped, not on the
-// heap), so Go's default of collecting each time it doubles spends a
-// tenth of the CPU of a busy daemon on GC. With neither variable set, the
-// heap may grow to eleven times what is live, but no further than
-// defaultMemoryLimit, which with the store's mapped-page budget keeps the
-// daemon within its memory target (see the README's Performance
-// section): under load it collects about when the runtime holds 64 MiB.
-// A GOMEMLIMIT of the admin's own may be far higher or off, so with one
-// the heap only triples.
-func tuneGC(getenv func(string) string) {
-	limited := getenv("GOMEMLIMIT") == ""
-	if limited {
-		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
-	if getenv("GOGC") == "" {
-		if limited {
-			debug.SetGCPercent(defaultGCPercent)
-		} else {
-			debug.SetGCPercent(limitedGCPercent)
-		}
-	}
 }

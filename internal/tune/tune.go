@@ -1,0 +1,76 @@
+// Package tune sets the Go runtime's defaults for invited's daemon: how
+// often it collects garbage and how many threads run Go code. The bench's
+// go-smtp ceiling runs with them too, so that it is compared with the
+// daemon on equal terms. What the admin sets in GOGC, GOMEMLIMIT or
+// GOMAXPROCS is left as it is.
+package tune
+
+import (
+	"runtime"
+	"runtime/debug"
+)
+
+// MemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT sets one. The live heap is 5-25 MiB in the bench's runs (its
+// bounded caches included), so under load it is the limit, more than
+// GOGC, that sets when the heap is collected; the store's mapped pages
+// (store.Options.MappedBudget, 48 MiB) come on top.
+const MemoryLimit = 64 << 20
+
+// GCPercent is GOGC unless set, while the memory limit is
+// MemoryLimit; LimitedGCPercent takes its place when GOMEMLIMIT
+// sets another limit, which may be none (see GC).
+const (
+	GCPercent        = 1000
+	LimitedGCPercent = 200
+)
+
+// Runtime sets the defaults (GC and Procs); getenv is os.Getenv.
+func Runtime(getenv func(string) string) {
+	GC(getenv)
+	Procs(getenv)
+}
+
+// Procs runs Go code on one thread more than Go's default (the CPUs
+// available), unless GOMAXPROCS says otherwise.
+//
+// The committer that every writer waits on spends half its time in
+// fdatasync. While it is in the call, the runtime hands its thread's turn
+// at running Go code to a parse or SMTP goroutine; with every turn taken,
+// the committer back from fdatasync queues behind them before it can wake
+// its writers and start the next commit. With a spare turn it more often
+// goes straight on: in a trace of the bench's highest applied run on two
+// CPUs, the committer waited to run 15% of its time with two, 9% with
+// three. Setting it stops the runtime from following later changes of
+// the CPU limit, which a restart picks up.
+func Procs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
+}
+
+// GC sets the garbage collector's defaults, leaving what GOGC and
+// GOMEMLIMIT set to them.
+//
+// The live heap is small (5-25 MiB; the database is mapped, not on the
+// heap), so Go's default of collecting each time it doubles spends a
+// tenth of the CPU of a busy daemon on GC. With neither variable set, the
+// heap may grow to eleven times what is live, but no further than
+// MemoryLimit, which with the store's mapped-page budget keeps the
+// daemon within its memory target (see the README's Performance
+// section): under load it collects about when the runtime holds 64 MiB.
+// A GOMEMLIMIT of the admin's own may be far higher or off, so with one
+// the heap only triples.
+func GC(getenv func(string) string) {
+	limited := getenv("GOMEMLIMIT") == ""
+	if limited {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
+	if getenv("GOGC") == "" {
+		if limited {
+			debug.SetGCPercent(GCPercent)
+		} else {
+			debug.SetGCPercent(LimitedGCPercent)
+		}
+	}
+}

@@ -1,0 +1,51 @@
+package tune
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+// The garbage collector gets the defaults only where GOGC and
+// GOMEMLIMIT say nothing, and a heap of eleven times the live one only
+// under the daemon's own memory limit.
+func TestTuneGC(t *testing.T) {
+	gc, limit := debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
+	t.Cleanup(func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		gc    int
+		limit int64
+	}{
+		{"neither set", nil, GCPercent, MemoryLimit},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, LimitedGCPercent, 137 << 20},
+		{"GOGC set", map[string]string{"GOGC": "50"}, 137, MemoryLimit},
+		{"both set", map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}, 137, 137 << 20},
+	} {
+		debug.SetGCPercent(137)
+		debug.SetMemoryLimit(137 << 20)
+		GC(func(k string) string { return c.env[k] })
+		if got := debug.SetGCPercent(137); got != c.gc {
+			t.Errorf("%s: GC percent %d, want %d", c.name, got, c.gc)
+		}
+		if got := debug.SetMemoryLimit(137 << 20); got != c.limit {
+			t.Errorf("%s: memory limit %d, want %d", c.name, got, c.limit)
+		}
+	}
+}
+
+// Go code runs on one thread more than the runtime's default, unless
+// GOMAXPROCS is set.
+func TestTuneProcs(t *testing.T) {
+	n := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(n) })
+	Procs(func(string) string { return "" })
+	if got := runtime.GOMAXPROCS(n); got != n+1 {
+		t.Errorf("GOMAXPROCS unset: %d threads, want %d", got, n+1)
+	}
+	Procs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] })
+	if got := runtime.GOMAXPROCS(0); got != n {
+		t.Errorf("GOMAXPROCS set: changed to %d", got)
+	}
+}
