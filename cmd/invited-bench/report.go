@@ -34,7 +34,9 @@ type Result struct {
 
 // Host describes the machine.
 type Host struct {
-	CPUs       int    `json:"cpus"`
+	CPUs int `json:"cpus"`
+	// GOMAXPROCS is the bench's own: the daemon and the go-smtp sink run
+	// Go code on one thread more unless GOMAXPROCS is set (package tune).
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`

@@ -42,7 +42,9 @@ func Runtime(getenv func(string) string) {
 // goes straight on: in a trace of the bench's highest applied run on two
 // CPUs, the committer waited to run 15% of its time with two, 9% with
 // three. Setting it stops the runtime from following later changes of
-// the CPU limit, which a restart picks up.
+// the CPU limit, which a restart picks up. Go's default already counts a
+// container's CPU quota, but never below two: under a quota of one CPU or
+// less, three threads take turns at it, so set GOMAXPROCS there.
 func Procs(getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)

@@ -39,7 +39,7 @@ func TestTuneGC(t *testing.T) {
 // GOMAXPROCS is set.
 func TestTuneProcs(t *testing.T) {
 	n := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(n) })
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS() })
 	Procs(func(string) string { return "" })
 	if got := runtime.GOMAXPROCS(n); got != n+1 {
 		t.Errorf("GOMAXPROCS unset: %d threads, want %d", got, n+1)
@@ -47,5 +47,18 @@ func TestTuneProcs(t *testing.T) {
 	Procs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] })
 	if got := runtime.GOMAXPROCS(0); got != n {
 		t.Errorf("GOMAXPROCS set: changed to %d", got)
+	}
+}
+
+// Runtime sets both.
+func TestRuntime(t *testing.T) {
+	n, gc, limit := runtime.GOMAXPROCS(0), debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS(); debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
+	Runtime(func(string) string { return "" })
+	if got := runtime.GOMAXPROCS(0); got != n+1 {
+		t.Errorf("%d threads, want %d", got, n+1)
+	}
+	if got := debug.SetGCPercent(137); got != GCPercent {
+		t.Errorf("GC percent %d, want %d", got, GCPercent)
 	}
 }
