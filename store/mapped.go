@@ -97,7 +97,7 @@ func (db *DB) watchMapped(interval time.Duration) {
 		case idle <= 1: // a transaction since the last look, or the look after its end
 			db.mappedMu.Lock()
 			db.looks.Add(1)
-			db.checkMapped(db.releaseMapped)
+			db.checkMapped()
 			db.mappedMu.Unlock()
 		}
 	}
@@ -143,10 +143,10 @@ func (db *DB) began() {
 
 func (db *DB) ended() { db.open.Add(-1) }
 
-// checkMapped lets the mapped pages go with release if more than half of
-// db.budget of them are resident while the process's file-backed pages
+// checkMapped lets the mapped pages go (releaseMapped) if more than half
+// of db.budget of them are resident while the process's file-backed pages
 // pass it, and reports whether it did. The caller holds db.mappedMu.
-func (db *DB) checkMapped(release func() error) bool {
+func (db *DB) checkMapped() bool {
 	total, over := db.mayBeOver()
 	if !over {
 		return false
@@ -159,7 +159,7 @@ func (db *DB) checkMapped(release func() error) bool {
 		db.otherFile = total - n
 		return false
 	}
-	return db.letGo(release)
+	return db.letGo(db.releaseMapped)
 }
 
 // mayBeOver reads the process's file-backed resident total and reports
