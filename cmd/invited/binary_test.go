@@ -16,6 +16,7 @@ import (
 
 	"github.com/invited/invited/internal/daemonproc"
 	"github.com/invited/invited/internal/dnstest"
+	"github.com/invited/invited/pipeline"
 	"github.com/invited/invited/store"
 )
 
@@ -152,12 +153,25 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 			replies = append(replies, k)
 		}
 	}
-	eventually(t, "every acknowledged message applied after restart", func() bool {
+	eventually(t, "every acknowledged message applied after restart, and its notices sent", func() bool {
 		var s statsResp
 		api(t, d, "GET", "/event/"+uid+"/statistics", nil, &s)
 		var ev struct{ Events []any }
 		api(t, d, "GET", "/organizer/crash@example.org/events?limit=500", nil, &ev)
-		return s.AttendeeCount >= int64(len(replies)) && len(ev.Events) >= len(requests)
+		if s.AttendeeCount < int64(len(replies)) || len(ev.Events) < len(requests) {
+			return false
+		}
+		// The "event registered" notices go out after their events are
+		// applied: a stop before that would leave them queued for the
+		// next start, which the check of the queues below would take for
+		// work lost.
+		m := scrapeMetrics(t, d)
+		for _, st := range pipeline.Stages {
+			if metricValue(t, m, `invited_queue_jobs{stage="`+st+`"}`) != 0 {
+				return false
+			}
+		}
+		return true
 	})
 	d.stop(t)
 
@@ -166,7 +180,7 @@ func TestCrash_KillLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, s := range []string{"parse", "verify", "create", "stage", "send"} {
+	for _, s := range pipeline.Stages {
 		if n := db.QueueLen(s); n != 0 {
 			t.Errorf("queue %s still holds %d jobs", s, n)
 		}

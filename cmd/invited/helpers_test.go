@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,38 @@ func api(t *testing.T, app target, method, path string, body io.Reader, out any)
 		}
 	}
 	return resp.StatusCode
+}
+
+// scrapeMetrics reads /metrics with the admin key.
+func scrapeMetrics(t *testing.T, app target) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+app.HTTPAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+app.AdminKey())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// metricValue is the value of the sample name (with its labels) in text,
+// a scrape of /metrics.
+func metricValue(t *testing.T, text, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no %s in:\n%s", name, text)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // apiCSV posts a CSV of invites for event uid.

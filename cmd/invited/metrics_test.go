@@ -1,10 +1,6 @@
 package main
 
 import (
-	"io"
-	"net/http"
-	"regexp"
-	"strconv"
 	"testing"
 
 	"github.com/invited/invited/internal/smtptest"
@@ -21,33 +17,8 @@ func TestMetricsAndReadyz(t *testing.T) {
 	if code, err := httpGet("http://" + app.HTTPAddr() + "/metrics"); err != nil || code != 401 {
 		t.Fatalf("metrics without a key: %d %v, want 401", code, err)
 	}
-	scrape := func() string {
-		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+app.HTTPAddr()+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+app.AdminKey())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("metrics: %d %s", resp.StatusCode, b)
-		}
-		return string(b)
-	}
-	value := func(text, name string) float64 {
-		t.Helper()
-		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("no %s in:\n%s", name, text)
-		}
-		v, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	scrape := func() string { t.Helper(); return scrapeMetrics(t, app) }
+	value := func(text, name string) float64 { t.Helper(); return metricValue(t, text, name) }
 	before := scrape()
 	request := readTestdata(t, "google-request-inline-textcalendar.eml")
 	mustSend(t, app.SMTPAddr(), "alice@example.org", []string{"create@" + testDomain}, []byte(request))

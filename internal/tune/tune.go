@@ -19,19 +19,19 @@ const MemoryLimit = 64 << 20
 
 // GCPercent is GOGC unless set, while the memory limit is
 // MemoryLimit; LimitedGCPercent takes its place when GOMEMLIMIT
-// sets another limit, which may be none (see GC).
+// sets another limit, which may be none (see gc).
 const (
 	GCPercent        = 1000
 	LimitedGCPercent = 200
 )
 
-// Runtime sets the defaults (GC and Procs); getenv is os.Getenv.
+// Runtime sets the defaults (gc and procs); getenv is os.Getenv.
 func Runtime(getenv func(string) string) {
-	GC(getenv)
-	Procs(getenv)
+	gc(getenv)
+	procs(getenv)
 }
 
-// Procs runs Go code on one thread more than Go's default (the CPUs
+// procs runs Go code on one thread more than Go's default (the CPUs
 // available), unless GOMAXPROCS says otherwise.
 //
 // The committer that every writer waits on spends half its time in
@@ -45,13 +45,13 @@ func Runtime(getenv func(string) string) {
 // the CPU limit, which a restart picks up. Go's default already counts a
 // container's CPU quota, but never below two: under a quota of one CPU or
 // less, three threads take turns at it, so set GOMAXPROCS there.
-func Procs(getenv func(string) string) {
+func procs(getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	}
 }
 
-// GC sets the garbage collector's defaults, leaving what GOGC and
+// gc sets the garbage collector's defaults, leaving what GOGC and
 // GOMEMLIMIT set to them.
 //
 // The live heap is small (5-25 MiB; the database is mapped, not on the
@@ -63,7 +63,7 @@ func Procs(getenv func(string) string) {
 // section): under load it collects about when the runtime holds 64 MiB.
 // A GOMEMLIMIT of the admin's own may be far higher or off, so with one
 // the heap only triples.
-func GC(getenv func(string) string) {
+func gc(getenv func(string) string) {
 	limited := getenv("GOMEMLIMIT") == ""
 	if limited {
 		debug.SetMemoryLimit(MemoryLimit)

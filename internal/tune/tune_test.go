@@ -10,8 +10,8 @@ import (
 // GOMEMLIMIT say nothing, and a heap of eleven times the live one only
 // under the daemon's own memory limit.
 func TestTuneGC(t *testing.T) {
-	gc, limit := debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
-	t.Cleanup(func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
+	percent, limit := debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
 	for _, c := range []struct {
 		name  string
 		env   map[string]string
@@ -25,7 +25,7 @@ func TestTuneGC(t *testing.T) {
 	} {
 		debug.SetGCPercent(137)
 		debug.SetMemoryLimit(137 << 20)
-		GC(func(k string) string { return c.env[k] })
+		gc(func(k string) string { return c.env[k] })
 		if got := debug.SetGCPercent(137); got != c.gc {
 			t.Errorf("%s: GC percent %d, want %d", c.name, got, c.gc)
 		}
@@ -40,11 +40,11 @@ func TestTuneGC(t *testing.T) {
 func TestTuneProcs(t *testing.T) {
 	n := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS() })
-	Procs(func(string) string { return "" })
+	procs(func(string) string { return "" })
 	if got := runtime.GOMAXPROCS(n); got != n+1 {
 		t.Errorf("GOMAXPROCS unset: %d threads, want %d", got, n+1)
 	}
-	Procs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] })
+	procs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] })
 	if got := runtime.GOMAXPROCS(0); got != n {
 		t.Errorf("GOMAXPROCS set: changed to %d", got)
 	}
@@ -52,8 +52,8 @@ func TestTuneProcs(t *testing.T) {
 
 // Runtime sets both.
 func TestRuntime(t *testing.T) {
-	n, gc, limit := runtime.GOMAXPROCS(0), debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
-	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS(); debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) })
+	n, percent, limit := runtime.GOMAXPROCS(0), debug.SetGCPercent(137), debug.SetMemoryLimit(137<<20)
+	t.Cleanup(func() { runtime.SetDefaultGOMAXPROCS(); debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
 	Runtime(func(string) string { return "" })
 	if got := runtime.GOMAXPROCS(0); got != n+1 {
 		t.Errorf("%d threads, want %d", got, n+1)
