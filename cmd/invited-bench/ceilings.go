@@ -29,20 +29,40 @@ import (
 // client and server that cost a daemon a switch between processes would
 // come free. It runs with the daemon's defaults for the Go runtime
 // (package tune), which speed it up as well.
-func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() []byte) (SMTPFigure, error) {
+func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() []byte) (smtpSample, error) {
 	sink, err := startSink()
 	if err != nil {
-		return SMTPFigure{}, err
+		return smtpSample{}, err
 	}
 	defer sink.stop()
 	cpu := startCPU(sink.cmd.Process.Pid)
 	r := closedLoop(ctx, sink.addr, "bench@example.org", "sink@example.net", sessions, d, msg, false)
 	if r.OK == 0 {
-		return SMTPFigure{}, fmt.Errorf("smtp ceiling: nothing accepted: %v", r.FirstErr)
+		return smtpSample{}, fmt.Errorf("smtp ceiling: nothing accepted: %v", r.FirstErr)
 	}
+	return smtpSample{r, cpu.Used()}, nil
+}
+
+// smtpSample is one measurement of the go-smtp ceiling: the load and the
+// server's CPU.
+type smtpSample struct {
+	load loadResult
+	cpu  time.Duration
+}
+
+// smtpFigureOf sums up samples taken at one session count.
+func smtpFigureOf(samples []smtpSample) SMTPFigure {
+	var loads []loadResult
+	var cpu time.Duration
+	for _, s := range samples {
+		loads = append(loads, s.load)
+		cpu += s.cpu
+	}
+	r := mergeLoads(loads)
 	f := smtpFigure(r)
-	f.ServerCores, f.CPUPerMsgUS = cpu.Cores(), float64(cpu.Used().Microseconds())/float64(r.OK)
-	return f, nil
+	f.Rounds = len(samples)
+	f.ServerCores, f.CPUPerMsgUS = cpu.Seconds()/r.Elapsed.Seconds(), float64(cpu.Microseconds())/float64(r.OK)
+	return f
 }
 
 // sinkArg, as the bench's only argument, makes it the discarding go-smtp

@@ -21,6 +21,7 @@ type Options struct {
 	Testdata     string   `json:"testdata"`
 	Only         string   `json:"only,omitempty"`
 	Measure      duration `json:"measure"`
+	Rounds       int      `json:"rounds"`
 	Sessions     intList  `json:"sessions"`
 	Producers    intList  `json:"producers"`
 	MessageBytes int      `json:"message_bytes"`
@@ -45,6 +46,7 @@ type Options struct {
 // quickDefaults replace the defaults of the flags not given with -quick.
 var quickDefaults = map[string]string{
 	"measure": "1s",
+	"rounds":  "1",
 	"e2e":     "3s",
 	"invites": "2000",
 	"big":     "10000",
@@ -56,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		Out:          "bench.json",
 		Dir:          os.TempDir(),
 		Measure:      duration(3 * time.Second),
+		Rounds:       3,
 		Sessions:     intList{1, 8, 32},
 		Producers:    intList{1, 64},
 		MessageBytes: 4096,
@@ -86,13 +89,14 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.BoolVar(&o.Quick, "quick", false, "a smoke run of about a minute: 1 s measurements, 3 s end-to-end, 2000 invites, a big event of 10000")
+	fs.BoolVar(&o.Quick, "quick", false, "a smoke run of about a minute: 1 s measurements in one round, 3 s end-to-end, 2000 invites, a big event of 10000")
 	fs.StringVar(&o.Out, "out", o.Out, "JSON file to write the figures to (empty: none)")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "where to put the temporary databases: use a real disk, not tmpfs")
 	fs.StringVar(&o.Bin, "bin", "", "invited binary to run (default: go build ./cmd/invited)")
 	fs.StringVar(&o.Testdata, "testdata", "", "directory of the iMIP samples (default: testdata/imip of the module)")
 	fs.StringVar(&o.Only, "only", "", "comma-separated steps to run: ceilings, accept, e2e, fanout, reads (default: all)")
 	fs.Var(&o.Measure, "measure", "length of each ceiling and accept-rate measurement")
+	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "rounds at the most -sessions, go-smtp and the daemon's accept taking turns, each -measure long: the ratio is of their totals, so the machine's drift falls on both")
 	fs.Var(&o.Sessions, "sessions", "SMTP session counts for the go-smtp ceiling and the accept rate")
 	fs.Var(&o.Producers, "producers", "producer counts for the bbolt group-commit ceiling")
 	fs.IntVar(&o.MessageBytes, "size", o.MessageBytes, "approximate size of each REQUEST message and bbolt value, in bytes")
@@ -136,6 +140,8 @@ Flags:
 		return o, errors.New("-producers: give positive counts")
 	case o.Rate <= 0 || o.E2E <= 0 || o.Measure <= 0 || o.PollEvery <= 0:
 		return o, errors.New("-rate, -e2e, -measure and -poll must be positive")
+	case o.Rounds < 1:
+		return o, errors.New("-rounds must be positive")
 	case o.E2ESessions < 1 || o.Pollers < 1 || o.PollBatch < 1 || o.Window < 1 || o.Reads < 1:
 		return o, errors.New("-e2e-sessions, -pollers, -poll-batch, -window and -reads must be positive")
 	case o.Invites < 1 || o.Small < 1 || o.Big < 1:

@@ -18,17 +18,21 @@ func startRelay() (*smtptest.Server, error) {
 	return smtptest.Start(smtptest.Options{Discard: true})
 }
 
-// ceilings is step 1.
+// ceilings is step 1. When step 2 runs too, go-smtp at the most sessions
+// is left to it, which measures it in turns with the daemon.
 func (b *bench) ceilings(ctx context.Context) error {
 	uids := newUIDSource(b.run, "ceiling")
 	msg := func() []byte { return b.tmpl.message(uids.next()) }
 	for _, s := range b.o.Sessions {
+		if b.o.runs("accept") && s == slices.Max(b.o.Sessions) {
+			continue
+		}
 		b.prog.Update("go-smtp, %d sessions", s)
-		f, err := smtpCeiling(ctx, s, time.Duration(b.o.Measure), msg)
+		sample, err := smtpCeiling(ctx, s, time.Duration(b.o.Measure), msg)
 		if err != nil {
 			return err
 		}
-		b.res.Ceilings.SMTP = append(b.res.Ceilings.SMTP, f)
+		b.res.Ceilings.SMTP = append(b.res.Ceilings.SMTP, smtpFigureOf([]smtpSample{sample}))
 	}
 	for _, group := range []bool{true, false} {
 		for _, p := range b.o.Producers {
@@ -43,8 +47,11 @@ func (b *bench) ceilings(ctx context.Context) error {
 	return nil
 }
 
-// accept measures the durable accept rate, one fresh daemon per session
-// count so that the backlog one level builds up does not slow the next.
+// accept measures the durable accept rate, one fresh daemon per
+// measurement so that the backlog one builds up does not slow the next.
+// At the most sessions the daemon as configured takes turns with the
+// go-smtp ceiling (-rounds): this machine's speed drifts by a third
+// within a minute, and in turns the drift falls on both.
 func (b *bench) accept(ctx context.Context) error {
 	relay, err := startRelay()
 	if err != nil {
@@ -53,34 +60,62 @@ func (b *bench) accept(ctx context.Context) error {
 	defer relay.Close()
 	uids := newUIDSource(b.run, "accept")
 	msg := func() []byte { return b.tmpl.message(uids.next()) }
-	// Every session count with the daemon as configured (parsing holds
-	// back while arrivals outpace it, see pipeline/burst.go); the largest
-	// once more with --burst-rate=-1, parsing every message as it comes.
-	type run struct {
-		mode     string
-		sessions int
-	}
-	var runs []run
+	most := slices.Max(b.o.Sessions)
 	for _, s := range b.o.Sessions {
-		runs = append(runs, run{"default", s})
-	}
-	runs = append(runs, run{"no-hold", slices.Max(b.o.Sessions)})
-	for _, r := range runs {
-		b.prog.Update("%d sessions, %s", r.sessions, r.mode)
-		f, peak, err := b.acceptOnce(ctx, relay.Addr, r.mode, r.sessions, msg)
+		if s == most {
+			continue
+		}
+		b.prog.Update("%d sessions", s)
+		a, err := b.acceptOnce(ctx, relay.Addr, "default", s, msg)
 		if err != nil {
 			return err
 		}
-		b.res.Accept = append(b.res.Accept, f)
-		b.acceptPeak = max(b.acceptPeak, peak)
+		b.res.Accept = append(b.res.Accept, b.acceptFigure("default", s, []acceptSample{a}))
 	}
+	var smtps []smtpSample
+	var accepts []acceptSample
+	var rounds []RoundFigure
+	for i := range b.o.Rounds {
+		b.prog.Update("%d sessions, round %d of %d: go-smtp", most, i+1, b.o.Rounds)
+		sm, err := smtpCeiling(ctx, most, time.Duration(b.o.Measure), msg)
+		if err != nil {
+			return err
+		}
+		b.prog.Update("%d sessions, round %d of %d: invited", most, i+1, b.o.Rounds)
+		a, err := b.acceptOnce(ctx, relay.Addr, "default", most, msg)
+		if err != nil {
+			return err
+		}
+		smtps, accepts = append(smtps, sm), append(accepts, a)
+		rounds = append(rounds, RoundFigure{SMTP: sm.load.Rate(), Invited: a.load.Rate(), Ratio: a.load.Rate() / sm.load.Rate()})
+	}
+	b.res.Ceilings.SMTP = append(b.res.Ceilings.SMTP, smtpFigureOf(smtps))
+	f := b.acceptFigure("default", most, accepts)
+	f.PerRound = rounds
+	b.res.Accept = append(b.res.Accept, f)
+	// Once more with --burst-rate=-1, parsing every message as it comes.
+	b.prog.Update("%d sessions, no-hold", most)
+	a, err := b.acceptOnce(ctx, relay.Addr, "no-hold", most, msg)
+	if err != nil {
+		return err
+	}
+	b.res.Accept = append(b.res.Accept, b.acceptFigure("no-hold", most, []acceptSample{a}))
 	return nil
 }
 
-func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int, msg func() []byte) (AcceptFigure, int64, error) {
+// acceptSample is one measurement of the daemon's accept: the load, the
+// daemon's CPU, its commit counters before and after, and its peak RSS.
+type acceptSample struct {
+	load    loadResult
+	cpu     time.Duration
+	c0, c1  commitCount
+	peakRSS int64
+}
+
+func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int, msg func() []byte) (acceptSample, error) {
 	dir, err := os.MkdirTemp(b.work, "accept-")
 	if err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	defer os.RemoveAll(dir)
 	// The backlog may pass the default high-water mark of 10000 queued
@@ -92,29 +127,28 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	}
 	d, err := startDaemon(ctx, b.daemonConfig(dir, relay, flags...))
 	if err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	defer d.kill()
 	cpu := startCPU(d.Pid())
 	c0, err := d.api.commits(ctx)
 	if err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	r := closedLoop(ctx, d.SMTP, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
 	c1, err := d.api.commits(ctx)
 	if err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	used := cpu.Used()
-	cores := cpu.Cores()
 	if err := ctx.Err(); err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	if err := d.Alive(); err != nil {
-		return AcceptFigure{}, 0, err
+		return acceptSample{}, err
 	}
 	if r.OK == 0 {
-		return AcceptFigure{}, 0, fmt.Errorf("accept at %d sessions: nothing accepted: %v\n%s", sessions, r.FirstErr, d.Tail())
+		return acceptSample{}, fmt.Errorf("accept at %d sessions: nothing accepted: %v\n%s", sessions, r.FirstErr, d.Tail())
 	}
 	if r.Errors > 0 {
 		b.prog.Note("accept at %d sessions: %d errors, first: %v", sessions, r.Errors, r.FirstErr)
@@ -123,19 +157,45 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if err := d.stop(15 * time.Second); err != nil {
 		b.warn("accept daemon: %v", err)
 	}
+	b.acceptPeak = max(b.acceptPeak, peak)
+	return acceptSample{load: r, cpu: used, c0: c0, c1: c1, peakRSS: peak}, nil
+}
+
+// acceptFigure sums up samples taken in one mode at one session count,
+// compared with the ceilings.
+func (b *bench) acceptFigure(mode string, sessions int, samples []acceptSample) AcceptFigure {
+	var (
+		loads []loadResult
+		cpu   time.Duration
+		delta commitCount // the counters' growth over all samples
+	)
+	delta.at = time.Now()
+	end := delta
+	for _, s := range samples {
+		loads = append(loads, s.load)
+		cpu += s.cpu
+		end.at = end.at.Add(s.c1.at.Sub(s.c0.at))
+		end.commits += s.c1.commits - s.c0.commits
+		end.updates += s.c1.updates - s.c0.updates
+		end.writes += s.c1.writes - s.c0.writes
+		end.run += s.c1.run - s.c0.run
+		end.write += s.c1.write - s.c0.write
+	}
+	r := mergeLoads(loads)
 	f := AcceptFigure{
 		Mode:         mode,
 		Sessions:     sessions,
+		Rounds:       len(samples),
 		Accepted:     r.OK,
 		Deferred:     r.Deferred,
 		Errors:       r.Errors,
 		Seconds:      r.Elapsed.Seconds(),
 		PerSecond:    r.Rate(),
 		Latency:      latencyOf(r.Latencies),
-		DaemonCores:  cores,
-		CPUPerMsgUS:  float64(used.Microseconds()) / float64(r.OK),
+		DaemonCores:  cpu.Seconds() / r.Elapsed.Seconds(),
+		CPUPerMsgUS:  float64(cpu.Microseconds()) / float64(r.OK),
 		MessageBytes: b.msgBytes,
-		Commits:      commitsBetween(c0, c1, 0),
+		Commits:      commitsBetween(delta, end, 0),
 	}
 	for _, c := range b.res.Ceilings.SMTP {
 		if c.Sessions == sessions {
@@ -145,7 +205,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if c, ok := b.boltFor(sessions); ok {
 		f.VsBolt, f.BoltProducers = f.PerSecond/c.PerSecond, c.Producers
 	}
-	return f, peak, nil
+	return f
 }
 
 // boltFor is the group-commit ceiling to compare n concurrent writers

@@ -80,7 +80,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // SMTPFigure is a closed-loop SMTP run against the discarding server.
 type SMTPFigure struct {
-	Sessions  int     `json:"sessions"`
+	Sessions int `json:"sessions"`
+	// Rounds is how many measurements the figure sums up (see
+	// AcceptFigure.Rounds).
+	Rounds    int     `json:"rounds"`
 	Messages  int64   `json:"messages"`
 	Seconds   float64 `json:"seconds"`
 	PerSecond float64 `json:"per_second"`
@@ -111,14 +114,20 @@ type AcceptFigure struct {
 	// while arrivals outpace it and the queue absorbs the burst) or
 	// "no-hold" (--burst-rate=-1: every message parsed, registered and
 	// answered while the others arrive).
-	Mode      string  `json:"mode"`
-	Sessions  int     `json:"sessions"`
-	Accepted  int64   `json:"accepted"`
-	Deferred  int64   `json:"deferred_4xx"`
-	Errors    int64   `json:"errors"`
-	Seconds   float64 `json:"seconds"`
-	PerSecond float64 `json:"per_second"`
-	Latency   Latency `json:"latency"` // MAIL FROM to the 250 after DATA
+	Mode     string `json:"mode"`
+	Sessions int    `json:"sessions"`
+	// Rounds is how many measurements the figure sums up: at the most
+	// sessions, in default mode, the go-smtp ceiling and the daemon take
+	// turns (-rounds), each -measure long, and VsSMTP is the ratio of
+	// their totals. PerRound lists each turn.
+	Rounds    int           `json:"rounds"`
+	PerRound  []RoundFigure `json:"per_round,omitempty"`
+	Accepted  int64         `json:"accepted"`
+	Deferred  int64         `json:"deferred_4xx"`
+	Errors    int64         `json:"errors"`
+	Seconds   float64       `json:"seconds"`
+	PerSecond float64       `json:"per_second"`
+	Latency   Latency       `json:"latency"` // MAIL FROM to the 250 after DATA
 	// Ratios to the ceilings measured in the same run.
 	VsSMTP        float64 `json:"ratio_to_smtp_ceiling"`
 	VsBolt        float64 `json:"ratio_to_bolt_group_commit"`
@@ -131,6 +140,21 @@ type AcceptFigure struct {
 	// Commits is how the store committed meanwhile (accepts, and any
 	// pipeline work done alongside).
 	Commits CommitFigure `json:"commits"`
+}
+
+// roundsNote marks a figure that sums up more than one measurement.
+func roundsNote(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(" ×%d", n)
+	}
+	return ""
+}
+
+// RoundFigure is one turn of go-smtp, then the daemon.
+type RoundFigure struct {
+	SMTP    float64 `json:"smtp_per_second"`
+	Invited float64 `json:"invited_per_second"`
+	Ratio   float64 `json:"ratio"`
 }
 
 // E2EFigure is the time from the 250 to the message's state being applied.
@@ -353,7 +377,7 @@ func printTable(w io.Writer, r *Result) {
 	section("1. Ceilings (same machine, same run; go-smtp in a process of its own; " + clients + ")")
 	fmt.Fprintln(tw, "what\tconcurrency\trate/s\tp50 ms\tp99 ms\tserver cores\tCPU µs/msg\tper commit\t")
 	for _, f := range r.Ceilings.SMTP {
-		fmt.Fprintf(tw, "go-smtp discard, %s\t%d sessions\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t\t\n", size, f.Sessions, f.PerSecond, f.Latency.P50, f.Latency.P99, f.ServerCores, f.CPUPerMsgUS)
+		fmt.Fprintf(tw, "go-smtp discard, %s\t%d sessions%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t\t\n", size, f.Sessions, roundsNote(f.Rounds), f.PerSecond, f.Latency.P50, f.Latency.P99, f.ServerCores, f.CPUPerMsgUS)
 	}
 	for _, f := range r.Ceilings.Bolt {
 		fmt.Fprintf(tw, "bbolt %s, %s\t%d producers\t%.0f\t%.2f\t%.2f\t\t\t%.1f\t\n", f.Mode, size, f.Producers, f.PerSecond, f.Latency.P50, f.Latency.P99, f.WritesPerCommit)
@@ -367,8 +391,19 @@ func printTable(w io.Writer, r *Result) {
 			if f.BoltProducers > 0 {
 				vsBolt += fmt.Sprintf(" (P=%d)", f.BoltProducers)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%d\t%d\t%.2f\t%.0f\t%s\t\n", f.Mode, f.Sessions, f.PerSecond, pct(f.VsSMTP), vsBolt,
+			fmt.Fprintf(tw, "%s\t%d%s\t%.0f\t%s\t%s\t%.2f\t%.2f\t%d\t%d\t%.2f\t%.0f\t%s\t\n", f.Mode, f.Sessions, roundsNote(f.Rounds), f.PerSecond, pct(f.VsSMTP), vsBolt,
 				f.Latency.P50, f.Latency.P99, f.Deferred, f.Errors, f.DaemonCores, f.CPUPerMsgUS, f.Commits)
+		}
+		tw.Flush()
+		for _, f := range r.Accept {
+			if len(f.PerRound) == 0 {
+				continue
+			}
+			turns := make([]string, len(f.PerRound))
+			for i, t := range f.PerRound {
+				turns[i] = fmt.Sprintf("%.0f → %.0f (%s)", t.SMTP, t.Invited, pct(t.Ratio))
+			}
+			fmt.Fprintf(w, "%d sessions, go-smtp → invited in turns: %s\n", f.Sessions, strings.Join(turns, ", "))
 		}
 	}
 

@@ -147,6 +147,24 @@ type loadResult struct {
 // Rate is messages answered 250 per second.
 func (r loadResult) Rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
+// mergeLoads sums up runs at one session count as if they were one.
+func mergeLoads(rs []loadResult) loadResult {
+	var m loadResult
+	for _, r := range rs {
+		m.Sessions = r.Sessions
+		m.Elapsed += r.Elapsed
+		m.OK += r.OK
+		m.Deferred += r.Deferred
+		m.Errors += r.Errors
+		if m.FirstErr == nil {
+			m.FirstErr = r.FirstErr
+		}
+		m.Latencies = append(m.Latencies, r.Latencies...)
+		m.IDs = append(m.IDs, r.IDs...)
+	}
+	return m
+}
+
 // closedLoop sends messages as fast as possible over sessions concurrent
 // SMTP sessions for d (after a short warm-up that opens the sessions),
 // each session waiting for one answer before sending the next message.
