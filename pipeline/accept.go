@@ -25,7 +25,8 @@ type Envelope struct {
 
 // Accept stores a received message and queues it for parsing. It returns
 // only once both are on disk, so the SMTP 250 that follows is a promise
-// kept even across a crash.
+// kept even across a crash. It keeps no reference to raw once it returns
+// (the store copies it as it commits), so the caller may use it again.
 func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id string, err error) {
 	m := &store.Message{
 		Remote:    env.Remote,

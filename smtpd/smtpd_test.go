@@ -150,6 +150,12 @@ func TestRcpt_OnlyOurMailboxes(t *testing.T) {
 // send sends msg from from to rcpts on c and returns the id its 250 names.
 func send(t *testing.T, c *smtp.Client, from string, rcpts ...string) string {
 	t.Helper()
+	return sendBody(t, c, from, msg, rcpts...)
+}
+
+// sendBody sends body and returns the id the 250 names.
+func sendBody(t *testing.T, c *smtp.Client, from, body string, rcpts ...string) string {
+	t.Helper()
 	if err := c.Mail(from, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +168,7 @@ func send(t *testing.T, c *smtp.Client, from string, rcpts ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(w, msg)
+	io.WriteString(w, body)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +207,26 @@ func TestData_DurableBefore250(t *testing.T) {
 	}
 	if n := db.QueueLen(pipeline.StageParse); n != 1 {
 		t.Errorf("parse queue %d, want 1", n)
+	}
+}
+
+// Message buffers are used again from one message to the next (Data):
+// each message must still be stored whole and alone, whatever the size
+// of the one before it.
+func TestData_EachMessageStoredWhole(t *testing.T) {
+	addr, db := serve(t, smtpd.Config{}, 0)
+	c := dial(t, addr)
+	for i, size := range []int{20 << 10, 100, 70 << 10, 10, 9 << 10} {
+		body := fmt.Sprintf("From: a@example.org\r\nSubject: %d\r\n\r\n%s", i, strings.Repeat(strings.Repeat(string(rune('a'+i)), 68)+"\r\n", size/70+1))
+		id := sendBody(t, c, "a@example.org", body, "create@invite.test")
+		var raw []byte
+		if err := db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		_, got, ok := strings.Cut(string(raw), "\r\nFrom: ")
+		if !ok || !strings.HasPrefix(string(raw), "Received: from ") || "From: "+got != body {
+			t.Errorf("message %d (%d bytes) stored as %d bytes: %.80q…", i, len(body), len(raw), raw)
+		}
 	}
 }
 
