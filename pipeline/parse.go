@@ -78,14 +78,19 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (*store.Messag
 	var (
 		m   *store.Message
 		raw []byte
+		err error
 	)
-	err := p.db.View(func(tx *store.Tx) (err error) {
-		if m, err = tx.Message(j.Message); err != nil {
+	if a, ok := p.fresh.Take(j.Message); ok {
+		m, raw = a.m, a.raw
+	} else {
+		err = p.db.View(func(tx *store.Tx) (err error) {
+			if m, err = tx.Message(j.Message); err != nil {
+				return err
+			}
+			raw, err = tx.Raw(j.Message)
 			return err
-		}
-		raw, err = tx.Raw(j.Message)
-		return err
-	})
+		})
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, senderauth.Verdict{}, reject("message %s is gone", j.Message)
 	} else if err != nil {

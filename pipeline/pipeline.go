@@ -218,6 +218,7 @@ type Pipeline struct {
 	unchained bool
 
 	burst   burst                        // see burst.go
+	fresh   memo.Cache[string, accepted] // messages just accepted, see Accept
 	handoff memo.Cache[calKey, []byte]   // calendars parse read, see handoff.go
 	bulk    memo.Cache[calKey, bulkFile] // CSV rows bulk batches read, see bulk.go
 }
@@ -269,6 +270,7 @@ func New(cfg Config, db *store.DB, sender Sender, log *slog.Logger) (*Pipeline, 
 	for name, st := range p.stages {
 		st.workers = cfg.Workers[name]
 	}
+	p.fresh.Max, p.fresh.MaxSize, p.fresh.Size = 2*maxFresh, maxFreshBytes, func(a accepted) int { return len(a.raw) }
 	p.handoff.Max, p.handoff.MaxSize, p.handoff.Size = 1<<16, maxHandoffBytes, func(b []byte) int { return len(b) }
 	p.bulk.Max, p.bulk.MaxSize, p.bulk.Size = 1<<12, maxBulkCachedRows, func(f bulkFile) int { return len(f.rows) }
 	return p, nil

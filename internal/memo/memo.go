@@ -41,6 +41,17 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 	return e.v, ok
 }
 
+// Take returns the value kept for k and forgets it.
+func (c *Cache[K, V]) Take(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if ok {
+		c.deleteLocked(k)
+	}
+	return e.v, ok
+}
+
 // Put keeps v for k, in place of what was kept for it.
 func (c *Cache[K, V]) Put(k K, v V) {
 	n := 0

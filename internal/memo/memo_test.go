@@ -38,7 +38,7 @@ func TestCache_OldestGoFirst(t *testing.T) {
 	}
 }
 
-func TestCache_SizeBoundAndDelete(t *testing.T) {
+func TestCache_SizeBoundDeleteAndTake(t *testing.T) {
 	c := Cache[string, []byte]{Max: 100, MaxSize: 10, Size: func(b []byte) int { return len(b) }}
 	c.Put("a", make([]byte, 4))
 	c.Put("b", make([]byte, 4))
@@ -46,6 +46,13 @@ func TestCache_SizeBoundAndDelete(t *testing.T) {
 	if c.Len() != 1 || c.Held() != 4 {
 		t.Fatalf("after Delete: %d values of %d bytes, want 1 of 4", c.Len(), c.Held())
 	}
+	if v, ok := c.Take("b"); !ok || len(v) != 4 || c.Len() != 0 || c.Held() != 0 {
+		t.Fatalf("Take: %d bytes, %v; then %d values of %d bytes held", len(v), ok, c.Len(), c.Held())
+	}
+	if _, ok := c.Take("b"); ok {
+		t.Fatal("a value taken twice")
+	}
+	c.Put("b", make([]byte, 4))
 	c.Put("c", make([]byte, 4))
 	c.Put("d", make([]byte, 4)) // 12 > 10: b goes
 	if _, ok := c.Get("b"); ok || c.Held() != 8 {
