@@ -62,12 +62,9 @@ type Config struct {
 	// system's DNS). A command must pass its policy, and its From must be
 	// the ORGANIZER (the ATTENDEE of a reply) unless the policy is none.
 	Auth *senderauth.Checker
-	// Workers per stage (default 32 for parse, which usually does verify's
+	// Workers per stage (default 16 for parse, which usually does verify's
 	// and create's work too, 8 for verify and create, 2 for stage, 32 for
-	// send). A parse worker waits for its commit before it takes the next
-	// message, so the more of them, the more updates share each commit:
-	// 16 made commits of 15 updates in a burst of replies, 32 of 22-24,
-	// and each reply cost less.
+	// send).
 	Workers map[string]int
 	// MaxAttempts before a job becomes a dead letter (default 10).
 	MaxAttempts int
@@ -142,7 +139,7 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("pipeline: unknown auth policy %q", c.Auth.Policy)
 	}
-	w := map[string]int{StageParse: 32, StageVerify: 8, StageCreate: 8, StageStage: 2, StageSend: 32}
+	w := map[string]int{StageParse: 16, StageVerify: 8, StageCreate: 8, StageStage: 2, StageSend: 32}
 	for k, v := range c.Workers {
 		if v > 0 {
 			w[k] = v
