@@ -82,10 +82,8 @@ func (tx *Tx) putJob(j *Job) error {
 		return err
 	}
 	db, stage := tx.db, j.Stage
-	tx.OnCommit(func() {
-		db.queueLen(stage).Add(1)
-		db.kick(stage)
-	})
+	tx.OnCommit(func() { db.queueLen(stage).Add(1) })
+	tx.wakes = append(tx.wakes, stage)
 	return nil
 }
 

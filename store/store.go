@@ -350,13 +350,14 @@ func (db *DB) run(batch []*request) {
 		failed := -1
 		var ferr error
 		var hooks []func()
+		var wakes []string
 		start := time.Now()
 		var ran time.Duration
 		db.began()
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
 			defer func() { ran = time.Since(start) }()
 			fillAppended(btx)
-			hooks = hooks[:0]
+			hooks, wakes = hooks[:0], wakes[:0]
 			for i, r := range batch {
 				tx := &Tx{db: db, tx: btx, writable: true}
 				err := call(r.fn, tx)
@@ -368,6 +369,7 @@ func (db *DB) run(batch []*request) {
 					return err
 				}
 				hooks = append(hooks, tx.hooks...)
+				wakes = append(wakes, tx.wakes...)
 			}
 			return nil
 		})
@@ -384,6 +386,9 @@ func (db *DB) run(batch []*request) {
 			db.fns.Add(int64(len(batch)))
 			for _, h := range hooks {
 				h()
+			}
+			for _, stage := range wakes {
+				db.kick(stage)
 			}
 		} else {
 			err = fmt.Errorf("store: commit: %w", err)
@@ -436,10 +441,14 @@ type Tx struct {
 	tx       *bolt.Tx
 	writable bool
 	hooks    []func()
+	wakes    []string            // stages with jobs queued here, woken after every hook (see OnCommit)
 	msgs     map[string]*Message // changed by this update, written when it returns (flushMessages)
 }
 
-// OnCommit registers f to run after the transaction is durable.
+// OnCommit registers f to run after the transaction is durable. The
+// hooks of every update committed together run before the schedulers of
+// the stages they queued jobs for are woken, so that what a hook leaves
+// for a job (a message kept in memory, say) is there when the job runs.
 func (tx *Tx) OnCommit(f func()) { tx.hooks = append(tx.hooks, f) }
 
 // NextID returns a new id, unique in this store.

@@ -75,6 +75,32 @@ func TestUpdate_GroupCommitSharesTransactions(t *testing.T) {
 	}
 }
 
+// A stage's scheduler is woken for the jobs queued only after every
+// commit hook ran: a hook may leave what the job will look for.
+func TestOnCommit_HooksRunBeforeWakeUps(t *testing.T) {
+	db := openTestDB(t)
+	wake := db.Wake("parse")
+	var woken []bool
+	err := db.Update(context.Background(), func(tx *Tx) error {
+		if _, err := tx.Enqueue("parse", &Job{Kind: "message", Message: "1"}, time.Now()); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { woken = append(woken, len(wake) > 0) })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(woken) != 1 || woken[0] {
+		t.Errorf("the hook ran %d times; the scheduler already woken: %v", len(woken), woken)
+	}
+	select {
+	case <-wake:
+	default:
+		t.Error("the scheduler was not woken for the job queued")
+	}
+}
+
 func TestUpdate_FailureIsIsolated(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
