@@ -42,7 +42,7 @@ func (p *Pipeline) Accept(ctx context.Context, env Envelope, raw []byte) (id str
 	// A message likely parsed soon is kept for parse (see accepted), from
 	// before its job is seen: the job's hook wakes the parse stage.
 	var keep []byte
-	if !p.burst.holding.Load() && p.db.QueueLen(StageParse) < maxFresh {
+	if len(raw) <= maxFreshMessage && !p.burst.holding.Load() && p.db.QueueLen(StageParse) < maxFresh {
 		keep = bytes.Clone(raw)
 	}
 	err = p.db.Update(ctx, func(tx *store.Tx) error {
@@ -76,11 +76,14 @@ type accepted struct {
 	raw []byte
 }
 
-// Messages are kept for the parse stage while fewer than maxFresh wait
-// for it; at most twice as many are kept, of maxFreshBytes in all.
+// Messages of up to maxFreshMessage bytes are kept for the parse stage
+// while fewer than maxFresh wait for it; at most twice as many are kept,
+// of maxFreshBytes in all. (A large message is rare, and copying it would
+// double what a burst of them holds.)
 const (
-	maxFresh      = 256
-	maxFreshBytes = 4 << 20
+	maxFresh        = 256
+	maxFreshBytes   = 4 << 20
+	maxFreshMessage = 256 << 10
 )
 
 // Busy reports whether the inbound queues are past their high-water mark:

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/invited/invited/internal/smtptest"
@@ -16,7 +17,12 @@ func TestAccept_KeptForParseAsStored(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, nil)
 	h.stop() // messages stay queued
 	raw := wrap(organizerAddr, "REQUEST", testdata(t, weekly))
+	original := bytes.Clone(raw)
 	kept := h.accept(organizerAddr, "create@"+domain, raw)
+	// The caller may use its bytes again once Accept returns (smtpd does).
+	for i := range raw {
+		raw[i] = 'x'
+	}
 	a, ok := h.p.fresh.Get(kept)
 	if !ok {
 		t.Fatal("a message accepted with the parse queue empty was not kept")
@@ -34,11 +40,16 @@ func TestAccept_KeptForParseAsStored(t *testing.T) {
 	}
 	got, _ := json.Marshal(a.m)
 	want, _ := json.Marshal(stored)
-	if !bytes.Equal(got, want) || !a.m.Received.Equal(stored.Received) || !bytes.Equal(a.raw, storedRaw) {
+	if !bytes.Equal(got, want) || !a.m.Received.Equal(stored.Received) || !bytes.Equal(a.raw, original) || !bytes.Equal(storedRaw, original) {
 		t.Errorf("kept %s (%d bytes), stored %s (%d bytes)", got, len(a.raw), want, len(storedRaw))
 	}
-	if &a.raw[0] == &raw[0] {
-		t.Error("the caller's bytes were kept, not a copy")
+
+	// A large message is not kept: copying it would double what a burst
+	// of them holds.
+	big := wrap(organizerAddr, "REQUEST", setProp(testdata(t, weekly), "DESCRIPTION", strings.Repeat("x", maxFreshMessage)))
+	large := h.accept(organizerAddr, "create@"+domain, big)
+	if _, ok := h.p.fresh.Get(large); ok {
+		t.Error("a message over maxFreshMessage was kept")
 	}
 
 	evicted := h.accept(organizerAddr, "create@"+domain, wrap(organizerAddr, "REQUEST", setProp(testdata(t, weekly), "UID", "other@example.com")))
@@ -54,7 +65,7 @@ func TestAccept_KeptForParseAsStored(t *testing.T) {
 	}
 
 	h.start()
-	for _, id := range []string{kept, evicted, held} {
+	for _, id := range []string{kept, large, evicted, held} {
 		if m := h.outcome(id); m.Status != store.MessageProcessed {
 			t.Errorf("message %s: %s, %+v", id, m.Status, m.Notes)
 		}
