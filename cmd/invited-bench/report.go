@@ -150,7 +150,8 @@ func roundsNote(n int) string {
 	return ""
 }
 
-// RoundFigure is one turn of go-smtp, then the daemon.
+// RoundFigure is one turn of go-smtp and the daemon (go-smtp first in
+// odd turns, the daemon in even ones).
 type RoundFigure struct {
 	SMTP    float64 `json:"smtp_per_second"`
 	Invited float64 `json:"invited_per_second"`
