@@ -246,6 +246,18 @@ func (a *apiClient) commits(ctx context.Context) (commitCount, error) {
 	return c, nil
 }
 
+// plus is c grown by what the counters grew from c0 to c1, time included
+// (queue lengths are not summed).
+func (c commitCount) plus(c0, c1 commitCount) commitCount {
+	c.at = c.at.Add(c1.at.Sub(c0.at))
+	c.commits += c1.commits - c0.commits
+	c.updates += c1.updates - c0.updates
+	c.writes += c1.writes - c0.writes
+	c.run += c1.run - c0.run
+	c.write += c1.write - c0.write
+	return c
+}
+
 // CommitFigure is how the store committed over a measurement.
 type CommitFigure struct {
 	PerSecond         float64 `json:"commits_per_second"`

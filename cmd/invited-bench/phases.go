@@ -76,20 +76,25 @@ func (b *bench) accept(ctx context.Context) error {
 	var accepts []acceptSample
 	var rounds []RoundFigure
 	for i := range b.o.Rounds {
-		// go-smtp first in odd rounds, the daemon in even ones, so that a
-		// steady drift favours neither.
 		var sm smtpSample
 		var a acceptSample
-		for _, first := range []bool{i%2 == 0, i%2 != 0} {
-			var err error
-			if first {
+		turns := []func() (err error){
+			func() (err error) {
 				b.prog.Update("%d sessions, round %d of %d: go-smtp", most, i+1, b.o.Rounds)
 				sm, err = smtpCeiling(ctx, most, time.Duration(b.o.Measure), msg)
-			} else {
+				return err
+			},
+			func() (err error) {
 				b.prog.Update("%d sessions, round %d of %d: invited", most, i+1, b.o.Rounds)
 				a, err = b.acceptOnce(ctx, relay.Addr, "default", most, msg)
-			}
-			if err != nil {
+				return err
+			},
+		}
+		if i%2 == 1 { // so that a steady drift favours neither
+			slices.Reverse(turns)
+		}
+		for _, turn := range turns {
+			if err := turn(); err != nil {
 				return err
 			}
 		}
@@ -171,21 +176,14 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 // compared with the ceilings.
 func (b *bench) acceptFigure(mode string, sessions int, samples []acceptSample) AcceptFigure {
 	var (
-		loads []loadResult
-		cpu   time.Duration
-		delta commitCount // the counters' growth over all samples
+		loads      []loadResult
+		cpu        time.Duration
+		start, end commitCount // end: start plus each sample's growth
 	)
-	delta.at = time.Now()
-	end := delta
 	for _, s := range samples {
 		loads = append(loads, s.load)
 		cpu += s.cpu
-		end.at = end.at.Add(s.c1.at.Sub(s.c0.at))
-		end.commits += s.c1.commits - s.c0.commits
-		end.updates += s.c1.updates - s.c0.updates
-		end.writes += s.c1.writes - s.c0.writes
-		end.run += s.c1.run - s.c0.run
-		end.write += s.c1.write - s.c0.write
+		end = end.plus(s.c0, s.c1)
 	}
 	r := mergeLoads(loads)
 	f := AcceptFigure{
@@ -201,7 +199,7 @@ func (b *bench) acceptFigure(mode string, sessions int, samples []acceptSample) 
 		DaemonCores:  cpu.Seconds() / r.Elapsed.Seconds(),
 		CPUPerMsgUS:  float64(cpu.Microseconds()) / float64(r.OK),
 		MessageBytes: b.msgBytes,
-		Commits:      commitsBetween(delta, end, 0),
+		Commits:      commitsBetween(start, end, 0),
 	}
 	for _, c := range b.res.Ceilings.SMTP {
 		if c.Sessions == sessions {
