@@ -7,10 +7,10 @@
 // caps the work any input can cause. Writing is strict: Encode and
 // BuildMessage produce folded, escaped, injection-free output.
 //
-// iCalendar is decoded and encoded by github.com/emersion/go-ical. Input
-// reaches its decoder through a pre-pass that repairs or drops what real
-// clients get wrong and bounds what go-ical is given; output goes through a
-// writer that folds its lines.
+// Calendars are held in github.com/emersion/go-ical's types, which read
+// their values and encode them. Input is read into those types by a pre-pass
+// of our own that repairs or drops what real clients get wrong and bounds
+// what it keeps; output goes through a writer that folds its lines.
 //
 // The package embeds Go's time zone database (time/tzdata), so time zones
 // resolve the same way on every machine.
@@ -157,8 +157,7 @@ const (
 // attendees per event and MaxEvents events are kept (the rest are dropped
 // without notice). A parameter value over 16 KiB is dropped with its
 // parameter, and a calendar whose parameters (of the properties read) add
-// up to more than 2 MiB, or whose long values would take go-ical too long
-// to parse, is refused.
+// up to more than 2 MiB is refused.
 func ParseCalendar(r io.Reader) (cal *Calendar, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -247,7 +246,7 @@ func Truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// buildCalendar maps the VCALENDAR go-ical decoded to a Calendar.
+// buildCalendar maps the VCALENDAR the pre-pass read to a Calendar.
 func buildCalendar(root *ical.Component) *Calendar {
 	cal := &Calendar{Events: []Event{}}
 	if p := root.Props.Get(ical.PropMethod); p != nil {

@@ -1,7 +1,6 @@
 package itip
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,29 +8,25 @@ import (
 	"github.com/emersion/go-ical"
 )
 
-// go-ical decodes iCalendar for this package, but it is made for well-formed
-// input: one malformed content line fails the whole calendar, some panic (a
-// parameter value at the end of a line), parameter values are parsed in
-// quadratic time, every nesting level is a recursion and every property is
-// kept. prepare is the pre-pass that stands between what clients send and
-// go-ical: it splits and unfolds the text into logical lines, drops the lines
-// that are not content lines, rewrites the others in the form go-ical parses
-// without error, checks the nesting, and keeps only the components,
-// properties and parameters this package reads, within the limits below. The
-// text it returns is decoded by go-ical.
+// go-ical's types hold the calendars this package reads, but its decoder is
+// made for well-formed input: one malformed content line fails the whole
+// calendar, some panic (a parameter value at the end of a line), parameter
+// values are parsed in quadratic time, every nesting level is a recursion
+// and every property is kept. So the pre-pass (prepare) reads what clients
+// send itself: it splits and unfolds the text into logical lines, drops the
+// lines that are not content lines, checks the nesting, and builds go-ical's
+// component tree from the components, properties and parameters this
+// package reads, within the limits below. go-ical's value parsing (dates,
+// durations, recurrence rules) and its encoder work on that tree.
 
 // Limits of the pre-pass that are not in the package doc.
 const (
-	// maxParamValue is the longest parameter value handed to go-ical,
-	// whose parser allocates a copy of a value per byte of it. A longer
-	// value is dropped with its parameter.
+	// maxParamValue is the longest parameter value kept. A longer value
+	// is dropped with its parameter.
 	maxParamValue = 16 << 10
-	// maxParamBytes and maxParamCost bound the parameters handed to go-ical
-	// for one calendar: their length, and the sum of the squares of the
-	// lengths of their values, which is what go-ical copies. A calendar
-	// with more is refused.
+	// maxParamBytes bounds the parameters kept for one calendar. A
+	// calendar with more is refused.
 	maxParamBytes = 2 << 20
-	maxParamCost  = 1 << 29
 	// maxLineParams is the number of parameters kept per property.
 	maxLineParams = 32
 	// maxTZLines bounds the properties kept per VTIMEZONE besides the ones
@@ -75,79 +70,60 @@ var readParams = map[string]bool{
 }
 
 // decodeCalendar runs the pre-pass over s for the first component named
-// root ("VCALENDAR" or "VTIMEZONE") and decodes the result with go-ical. For
-// a VTIMEZONE the VCALENDAR returned wraps it.
+// root ("VCALENDAR" or "VTIMEZONE"). For a VTIMEZONE the VCALENDAR returned
+// wraps it.
 func decodeCalendar(s, root string) (*ical.Calendar, error) {
-	text, err := prepare(s, root)
+	c, err := prepare(s, root)
 	if err != nil {
 		return nil, err
 	}
 	if root != ical.CompCalendar {
-		text = "BEGIN:VCALENDAR\n" + text + "END:VCALENDAR\n"
+		c = &ical.Component{Name: ical.CompCalendar, Props: ical.Props{}, Children: []*ical.Component{c}}
 	}
-	return decodeICal(text)
+	return &ical.Calendar{Component: c}, nil
 }
 
-// decodeICal runs go-ical's decoder on text that prepare wrote. The pre-pass
-// leaves go-ical nothing to panic on; should it panic anyway, the panic is
-// an error.
-func decodeICal(text string) (cal *ical.Calendar, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			cal, err = nil, fmt.Errorf("itip: malformed calendar: go-ical: %v", p)
-		}
-	}()
-	cal, err = ical.NewDecoder(strings.NewReader(text)).Decode()
-	if err != nil {
-		return nil, fmt.Errorf("itip: malformed calendar: %w", err)
-	}
-	return cal, nil
-}
-
-// prepare returns the first component named root in s as unfolded LF-ended
-// content lines that go-ical decodes without error. It fails when s has more
-// than maxLines lines, no such component, components nested deeper than
-// maxDepth, a mismatched or missing END, or parameters over maxParamBytes or
-// maxParamCost.
-func prepare(s, root string) (string, error) {
+// prepare returns the first component named root in s, with what it keeps
+// of its properties and children. It fails when s has more than maxLines
+// lines, no such component, components nested deeper than maxDepth, a
+// mismatched or missing END, or parameters over maxParamBytes.
+func prepare(s, root string) (*ical.Component, error) {
 	lines, truncated := unfold(s, maxLines)
 	if truncated {
-		return "", fmt.Errorf("itip: calendar has more than %d lines", maxLines)
+		return nil, fmt.Errorf("itip: calendar has more than %d lines", maxLines)
 	}
 	p := &prepass{root: root}
-	p.out.Grow(len(s))
 	for _, raw := range lines {
 		done, err := p.line(raw)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if done {
-			return p.out.String(), nil
+			return p.done, nil
 		}
 	}
 	if len(p.stack) == 0 {
-		return "", fmt.Errorf("itip: no BEGIN:%s", root)
+		return nil, fmt.Errorf("itip: no BEGIN:%s", root)
 	}
-	return "", fmt.Errorf("itip: malformed calendar: missing END:%s", p.stack[len(p.stack)-1].name)
+	return nil, fmt.Errorf("itip: malformed calendar: missing END:%s", p.stack[len(p.stack)-1].name)
 }
 
 // prepass is the state of prepare.
 type prepass struct {
 	root  string
-	out   strings.Builder
+	done  *ical.Component // the root, once ended
 	stack []frame
 	// Kept so far in the calendar, or (tzLines) in the current VTIMEZONE.
-	events, timezones, attendees, dates, paramBytes, paramCost, tzLines int
+	events, timezones, attendees, dates, paramBytes, tzLines int
 	// Scratch space of cleanLine, reused from line to line.
-	params       []byte
-	values, seen []string
-	lineCost     int // paramCost of params
+	values []string
 }
 
 // A frame is one open component.
 type frame struct {
 	name     string
-	keep     bool           // written out
+	keep     bool // kept, in comp
+	comp     *ical.Component
 	inTZ     bool           // in a kept VTIMEZONE
 	limits   map[string]int // how many of each property to keep
 	counts   []propCount    // how many were kept
@@ -185,7 +161,7 @@ func (p *prepass) line(raw string) (done bool, err error) {
 	case !top.inTZ && top.limits[n] == 0:
 		return false, nil
 	}
-	name, params, value, ok := p.cleanLine(raw, top != nil && top.inTZ)
+	name, params, size, value, ok := p.cleanLine(raw, top != nil && top.inTZ)
 	if !ok {
 		return false, nil
 	}
@@ -200,11 +176,12 @@ func (p *prepass) line(raw string) (done bool, err error) {
 		if comp != top.name {
 			return false, fmt.Errorf("itip: malformed calendar: END:%s inside %s", Truncate(comp, 40), Truncate(top.name, 40))
 		}
-		if top.keep {
-			p.emit("END", nil, comp)
-		}
 		p.stack = p.stack[:len(p.stack)-1]
-		return len(p.stack) == 0, nil
+		if len(p.stack) == 0 {
+			p.done = top.comp
+			return true, nil
+		}
+		return false, nil
 	}
 	var n *int // count of this property, if limited
 	switch max, ok := top.limits[name]; {
@@ -230,16 +207,13 @@ func (p *prepass) line(raw string) (done bool, err error) {
 		}
 		p.dates++
 	}
-	if p.paramBytes += len(params); p.paramBytes > maxParamBytes {
+	if p.paramBytes += size; p.paramBytes > maxParamBytes {
 		return false, fmt.Errorf("itip: calendar has more than %d bytes of property parameters", maxParamBytes)
-	}
-	if p.paramCost += p.lineCost; p.paramCost > maxParamCost {
-		return false, errors.New("itip: calendar has too many long property parameter values")
 	}
 	if n != nil {
 		*n++
 	}
-	p.emit(name, params, value)
+	top.comp.Props[name] = append(top.comp.Props[name], ical.Prop{Name: name, Params: params, Value: value})
 	return false, nil
 }
 
@@ -286,56 +260,49 @@ func (p *prepass) push(f frame, vtimezone bool) {
 			f.limits = keptProps[f.name]
 		}
 		f.counts = make([]propCount, 0, len(f.limits)+4)
-		p.emit("BEGIN", nil, f.name)
+		f.comp = &ical.Component{Name: f.name, Props: make(ical.Props, len(f.limits))}
+		if n := len(p.stack); n > 0 {
+			parent := p.stack[n-1].comp
+			parent.Children = append(parent.Children, f.comp)
+		}
 	}
 	p.stack = append(p.stack, f)
 }
 
-func (p *prepass) emit(name string, params []byte, value string) {
-	p.out.WriteString(name)
-	p.out.Write(params)
-	p.out.WriteByte(':')
-	p.out.WriteString(value)
-	p.out.WriteByte('\n')
-}
-
 // cleanLine reads one unfolded line as a content line, NAME *(";" param)
-// ":" value, and returns it in the form go-ical parses without error or
-// panic: the name trimmed and upper-cased, and the parameters ParseCalendar
-// reads (all when all is set) rewritten as ";NAME=v1,v2…" with each value
-// quoted when it holds ';' ':' or ','. params is valid until the next call.
-// It never fails loudly: ok is false for a line that is not a content line
-// (no valid name, no colon, an unterminated quoted value), which the caller
+// ":" value, and returns its name trimmed and upper-cased, the parameters
+// ParseCalendar reads (all when all is set) with their names upper-cased,
+// how many bytes those parameters took, and the value as sent. It never
+// fails loudly: ok is false for a line that is not a content line (no
+// valid name, no colon, an unterminated quoted value), which the caller
 // skips.
 //
-// Client errors are read as before go-ical: a parameter without "=" is
+// Client errors are read as they always were: a parameter without "=" is
 // dropped, and so is junk between a quoted value and the next delimiter; a
-// '"' inside an unquoted value is written as RFC 6868 "^'" (go-ical refuses
-// it, decodeCaret restores it); a repeated parameter keeps its first value
-// list; a parameter value longer than maxParamValue is dropped with its
-// parameter, and so are parameters past the first maxLineParams.
-func (p *prepass) cleanLine(s string, all bool) (name string, params []byte, value string, ok bool) {
-	p.lineCost = 0
+// '"' inside an unquoted value is kept as RFC 6868 "^'", as an encoder
+// writes it back (decodeCaret reads it as '"'); a repeated parameter keeps
+// its first value list; a parameter value longer than maxParamValue is
+// dropped with its parameter, and so are parameters past the first
+// maxLineParams.
+func (p *prepass) cleanLine(s string, all bool) (name string, params ical.Params, size int, value string, ok bool) {
 	i := indexByte3(s, ';', ':', ':')
 	if i <= 0 {
-		return "", nil, "", false
+		return "", nil, 0, "", false
 	}
 	name = strings.TrimSpace(s[:i])
 	if !validName(name) {
-		return "", nil, "", false
+		return "", nil, 0, "", false
 	}
 	name = strings.ToUpper(name)
 	s = s[i:]
 	if s[0] == ':' {
-		return name, nil, s[1:], true
+		return name, nil, 0, s[1:], true
 	}
-	b, seen := p.params[:0], p.seen[:0]
-	defer func() { p.params, p.seen = b, seen }()
 	for len(s) > 0 && s[0] == ';' {
 		s = s[1:]
 		j := indexByte3(s, '=', ';', ':')
 		if j < 0 {
-			return "", nil, "", false
+			return "", nil, 0, "", false
 		}
 		if s[j] != '=' { // a parameter without value
 			s = s[j:]
@@ -350,13 +317,13 @@ func (p *prepass) cleanLine(s string, all bool) (name string, params []byte, val
 			if len(s) > 0 && s[0] == '"' {
 				k := strings.IndexByte(s[1:], '"')
 				if k < 0 {
-					return "", nil, "", false
+					return "", nil, 0, "", false
 				}
 				v, s = s[1:1+k], s[2+k:]
 			} else {
 				k := indexByte3(s, ';', ',', ':')
 				if k < 0 {
-					return "", nil, "", false
+					return "", nil, 0, "", false
 				}
 				v, s = strings.ReplaceAll(s[:k], `"`, `^'`), s[k:]
 			}
@@ -373,37 +340,29 @@ func (p *prepass) cleanLine(s string, all bool) (name string, params []byte, val
 		if len(s) > 0 && s[0] != ';' && s[0] != ':' {
 			k := indexByte3(s, ';', ':', ':')
 			if k < 0 {
-				return "", nil, "", false
+				return "", nil, 0, "", false
 			}
 			s = s[k:]
 		}
-		if tooLong || !isToken(pname) || !all && !readParams[pname] || len(seen) >= maxLineParams || slices.Contains(seen, pname) {
+		if tooLong || !isToken(pname) || !all && !readParams[pname] || len(params) >= maxLineParams {
 			continue
 		}
-		seen = append(seen, pname)
-		for _, v := range values {
-			p.lineCost += len(v) * len(v)
+		if _, seen := params[pname]; seen {
+			continue
 		}
-		b = append(b, ';')
-		b = append(b, pname...)
-		b = append(b, '=')
-		for k, v := range values {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			if strings.ContainsAny(v, ";:,") {
-				b = append(b, '"')
-				b = append(b, v...)
-				b = append(b, '"')
-			} else {
-				b = append(b, v...)
-			}
+		if params == nil {
+			params = make(ical.Params, 2)
+		}
+		params[pname] = slices.Clone(values)
+		size += len(pname) + 2
+		for _, v := range values {
+			size += len(v) + 1
 		}
 	}
 	if len(s) == 0 || s[0] != ':' {
-		return "", nil, "", false
+		return "", nil, 0, "", false
 	}
-	return name, b, s[1:], true
+	return name, params, size, s[1:], true
 }
 
 // lineName returns the upper-case name of a line that may be a content

@@ -176,7 +176,7 @@ type zoneKey struct {
 	year int
 }
 
-// reencodeVTimezone decodes the first VTIMEZONE in text with go-ical and
+// reencodeVTimezone reads the first VTIMEZONE in text (decodeCalendar) and
 // encodes it again, if it has TZID tzid and go-ical accepts it. A fan-out
 // encodes the same few zones for every attendee, so results are kept.
 func reencodeVTimezone(text, tzid string) (string, bool) {

@@ -182,7 +182,7 @@ func VTimezone(tzid string, year int) (text string, ok bool) {
 	lines = append(lines, "END:VTIMEZONE")
 	// The lines are ours rather than go-ical's: go-ical would sort each
 	// observance's properties, and this order (DTSTART, offsets, name,
-	// rule) is the one clients write. Encode decodes them with go-ical.
+	// rule) is the one clients write. Encode reads them (decodeCalendar).
 	var b strings.Builder
 	w := newFoldWriter(&b)
 	for _, l := range lines {
