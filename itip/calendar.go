@@ -7,10 +7,10 @@
 // caps the work any input can cause. Writing is strict: Encode and
 // BuildMessage produce folded, escaped, injection-free output.
 //
-// Calendars are held in github.com/emersion/go-ical's types, which read
-// their values and encode them. Input is read into those types by a pre-pass
-// of our own that repairs or drops what real clients get wrong and bounds
-// what it keeps; output goes through a writer that folds its lines.
+// Calendars are read into github.com/emersion/go-ical's types, and written
+// by its encoder. Input is read into those types by a pre-pass of our own
+// that repairs or drops what real clients get wrong and bounds what it
+// keeps; output goes through a writer that folds its lines.
 //
 // The package embeds Go's time zone database (time/tzdata), so time zones
 // resolve the same way on every machine.

@@ -16,8 +16,8 @@ import (
 // send itself: it splits and unfolds the text into logical lines, drops the
 // lines that are not content lines, checks the nesting, and builds go-ical's
 // component tree from the components, properties and parameters this
-// package reads, within the limits below. go-ical's value parsing (dates,
-// durations, recurrence rules) and its encoder work on that tree.
+// package reads, within the limits below, copying what it keeps. Of go-ical
+// this package uses the types and the encoder.
 
 // Limits of the pre-pass that are not in the package doc.
 const (
@@ -27,8 +27,11 @@ const (
 	// maxParamBytes bounds the parameters kept for one calendar. A
 	// calendar with more is refused.
 	maxParamBytes = 2 << 20
-	// maxLineParams is the number of parameters kept per property.
-	maxLineParams = 32
+	// maxLineParams is the number of parameters kept per property, and
+	// maxParamValues the number of values of one; a parameter with more
+	// is dropped.
+	maxLineParams  = 32
+	maxParamValues = 64
 	// maxTZLines bounds the properties kept per VTIMEZONE besides the ones
 	// its evaluation reads.
 	maxTZLines = maxTZRules * 20
@@ -84,7 +87,8 @@ func decodeCalendar(s, root string) (*ical.Calendar, error) {
 }
 
 // prepare returns the first component named root in s, with what it keeps
-// of its properties and children. It fails when s has more than maxLines
+// of its properties and children (a property's Params is nil when none is
+// kept). It fails when s has more than maxLines
 // lines, no such component, components nested deeper than maxDepth, a
 // mismatched or missing END, or parameters over maxParamBytes.
 func prepare(s, root string) (*ical.Component, error) {
@@ -213,8 +217,39 @@ func (p *prepass) line(raw string) (done bool, err error) {
 	if n != nil {
 		*n++
 	}
+	value = copyProp(value, params)
 	top.comp.Props[name] = append(top.comp.Props[name], ical.Prop{Name: name, Params: params, Value: value})
 	return false, nil
+}
+
+// copyProp returns a copy of value, and replaces the values of params with
+// copies, all in one allocation: the lines are slices of the whole text,
+// which a kept UID or name must not keep in memory.
+func copyProp(value string, params ical.Params) string {
+	n := len(value)
+	vals := make([][]string, 0, len(params)) // one order for both loops below
+	for _, vs := range params {
+		vals = append(vals, vs)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(value)
+	for _, vs := range vals {
+		for _, v := range vs {
+			b.WriteString(v)
+		}
+	}
+	all := b.String()
+	value, all = all[:len(value)], all[len(value):]
+	for _, vs := range vals {
+		for i, v := range vs {
+			vs[i], all = all[:len(v)], all[len(v):]
+		}
+	}
+	return value
 }
 
 // begin opens component comp inside top (nil for none yet).
@@ -310,8 +345,9 @@ func (p *prepass) cleanLine(s string, all bool) (name string, params ical.Params
 		}
 		pname := strings.ToUpper(strings.TrimSpace(s[:j]))
 		s = s[j+1:]
+		_, seen := params[pname]
+		drop := seen || !isToken(pname) || !all && !readParams[pname] || len(params) >= maxLineParams
 		values := p.values[:0]
-		tooLong := false
 		for {
 			var v string
 			if len(s) > 0 && s[0] == '"' {
@@ -327,8 +363,9 @@ func (p *prepass) cleanLine(s string, all bool) (name string, params ical.Params
 				}
 				v, s = strings.ReplaceAll(s[:k], `"`, `^'`), s[k:]
 			}
-			tooLong = tooLong || len(v) > maxParamValue
-			values = append(values, v)
+			if drop = drop || len(v) > maxParamValue || len(values) == maxParamValues; !drop {
+				values = append(values, v)
+			}
 			if len(s) > 0 && s[0] == ',' {
 				s = s[1:]
 				continue
@@ -344,10 +381,7 @@ func (p *prepass) cleanLine(s string, all bool) (name string, params ical.Params
 			}
 			s = s[k:]
 		}
-		if tooLong || !isToken(pname) || !all && !readParams[pname] || len(params) >= maxLineParams {
-			continue
-		}
-		if _, seen := params[pname]; seen {
+		if drop {
 			continue
 		}
 		if params == nil {
@@ -408,9 +442,6 @@ func isToken(s string) bool {
 // line starting with a space or tab continues the previous one (RFC 5545
 // section 3.1), control characters other than tab are dropped. It stops after
 // maxLines logical lines and reports whether it did.
-//
-// go-ical unfolds too, but the pre-pass must see whole logical lines to
-// judge them, and go-ical reads neither lone CRs nor control characters.
 func unfold(s string, maxLines int) (lines []string, truncated bool) {
 	lines = make([]string, 0, min(strings.Count(s, "\n")+1, maxLines+1))
 	var (

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/emersion/go-ical"
 )
@@ -26,15 +27,53 @@ func TestPrepare(t *testing.T) {
 		"attendee;x-num-guests=0;CN=John \"J\" Doe;RSVP;PARTSTAT=\"ACCEPTED\"junk:mailto:j@x\r\n" +
 		"DTSTART;TZID=\"W. Europe\";VALUE=DATE-TIME:20250101T100000\r\n" +
 		"ORGANIZER;CN=\"Doe, Jane\";CN=Other:mailto:\r\n jane@x\r\n" +
+		"ATTENDEE;DELEGATED-TO=\"mailto:a@x\",\"mailto:b@x\";ROLE=" + strings.Repeat("x,", maxParamValues) + "x:mailto:d@x\r\n" +
 		"BEGIN:VALARM\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\ntrailing"
 	want := "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\n" +
 		"ATTENDEE;CN=[John ^'J^' Doe];PARTSTAT=[ACCEPTED]:mailto:j@x\n" +
+		"ATTENDEE;DELEGATED-TO=[mailto:a@x|mailto:b@x]:mailto:d@x\n" +
 		"DTSTART;TZID=[W. Europe]:20250101T100000\n" +
 		"ORGANIZER;CN=[Doe, Jane]:mailto:jane@x\n" +
 		"END:VEVENT\nEND:VCALENDAR\n"
 	got, err := prepare(in, "VCALENDAR")
 	if err != nil || dump(got) != want {
 		t.Errorf("prepare = %v\n%s\nwant\n%s", err, dump(got), want)
+	}
+	// What is kept is copied: no string of the tree points into the text.
+	var inText func(c *ical.Component) bool
+	inText = func(c *ical.Component) bool {
+		within := func(v string) bool {
+			d, start := uintptr(unsafe.Pointer(unsafe.StringData(v))), uintptr(unsafe.Pointer(unsafe.StringData(in)))
+			return v != "" && d >= start && d < start+uintptr(len(in))
+		}
+		for _, ps := range c.Props {
+			for _, p := range ps {
+				if within(p.Value) {
+					return true
+				}
+				for _, vs := range p.Params {
+					if slices.ContainsFunc(vs, within) {
+						return true
+					}
+				}
+			}
+		}
+		return slices.ContainsFunc(c.Children, inText)
+	}
+	if got != nil && inText(got) {
+		t.Error("the tree holds strings of the text it was read from")
+	}
+
+	// A VTIMEZONE is read on its own (a time zone sent with an event,
+	// written again for a fan-out), and wrapped in a VCALENDAR.
+	tz := "BEGIN:VTIMEZONE\r\nTZID:Z\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+	cal, err := decodeCalendar("BEGIN:VCALENDAR\r\n"+tz+"END:VCALENDAR\r\n", "VTIMEZONE")
+	want = "BEGIN:VCALENDAR\nBEGIN:VTIMEZONE\nTZID:Z\nBEGIN:STANDARD\nDTSTART:19700101T000000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0100\nEND:STANDARD\nEND:VTIMEZONE\nEND:VCALENDAR\n"
+	if err != nil {
+		t.Fatalf("decodeCalendar(VTIMEZONE): %v", err)
+	}
+	if got := dump(cal.Component); got != want {
+		t.Errorf("decodeCalendar(VTIMEZONE) =\n%s\nwant\n%s", got, want)
 	}
 }
 

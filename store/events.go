@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -120,7 +121,9 @@ func (tx *Tx) EventShared(uid string) (*Event, error) {
 		return nil, fmt.Errorf("store: decode %s/%q: %w", bEvents, uid, err)
 	}
 	if 2*len(data) <= maxSharedBytes/16 { // one huge event is not worth a sixteenth of the cache
-		tx.db.events.Put(uid, sharedEvent{data: bytes.Clone(data), ev: &e})
+		// The key is copied: a caller's uid may be a slice of something
+		// much larger.
+		tx.db.events.Put(strings.Clone(uid), sharedEvent{data: bytes.Clone(data), ev: &e})
 	}
 	cp := e
 	return &cp, nil
