@@ -309,6 +309,7 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		wg       sync.WaitGroup
 		finished = make(chan uint64, st.workers)
 		timer    = time.NewTimer(time.Hour)
+		started  time.Time // when the last send started while yielding
 	)
 	defer timer.Stop()
 	skip := func(id uint64) bool { return inflight[id] }
@@ -324,11 +325,17 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		}
 		free := st.workers - len(inflight)
 		var next time.Time
-		if st.name == StageSend && p.SendsYielding() {
+		yielding := st.name == StageSend && p.SendsYielding()
+		if yielding {
 			// Look again shortly: nothing on this stage's side says when
 			// the inbound work lets up.
+			now := p.cfg.Now()
 			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight))
-			next = p.cfg.Now().Add(burstSlot)
+			if now.Sub(started) < burstSlot {
+				free = 0
+			}
+			free = min(free, 1)
+			next = now.Add(burstSlot)
 		}
 		if st.name == StageParse && p.yieldToSMTP() {
 			// Look again shortly: the burst ends when arrivals slow down.
@@ -340,6 +347,9 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 			}
 			if next.IsZero() || !n.IsZero() && n.Before(next) {
 				next = n
+			}
+			if yielding && len(jobs) > 0 {
+				started = p.cfg.Now()
 			}
 			for _, j := range jobs {
 				inflight[j.ID] = true
@@ -369,11 +379,13 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 
 // sendsWhileInboundBusy is how many sends run at once while the inbound
 // stages are overloaded (an eighth of the send workers, if more), for at
-// most Config.SendYield. Inbound work that fills them (a storm of
-// registrations or replies) is what senders are waiting on; the notices
-// and invites queued meanwhile are put off, a few going out at a time, and
-// catch up once it lets up, rather than taking the cores from it. Not
-// none: outbound mail never stops.
+// most Config.SendYield, and no more than one starts in each burstSlot
+// (100 a second): a relay on the same machine answers in a millisecond,
+// and four at a time would still take a core. Inbound work that fills them
+// (a storm of registrations or replies) is what senders are waiting on;
+// the notices and invites queued meanwhile are put off, a few going out at
+// a time, and catch up once it lets up, rather than taking the cores from
+// it. Not none: outbound mail never stops.
 const sendsWhileInboundBusy = 4
 
 // SendsYielding reports whether sends yield to inbound work now (see

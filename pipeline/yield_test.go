@@ -97,21 +97,43 @@ func (g *relayGate) counts() (held, most int) {
 	return g.held, g.most
 }
 
-// testClock is time.Now moved on by the test.
+// testClock is time.Now moved on by the test, or, while frozen, a time
+// that moves only when the test moves it.
 type testClock struct {
-	mu  sync.Mutex
-	off time.Duration
+	mu     sync.Mutex
+	off    time.Duration
+	frozen time.Time // the time while frozen
 }
 
 func (c *testClock) now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen
+	}
 	return time.Now().Add(c.off)
 }
 
 func (c *testClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.off += d
+	if !c.frozen.IsZero() {
+		c.frozen = c.frozen.Add(d)
+	}
+	c.mu.Unlock()
+}
+
+// freeze stops the clock where it is, until thaw.
+func (c *testClock) freeze() {
+	t := c.now()
+	c.mu.Lock()
+	c.frozen = t
+	c.mu.Unlock()
+}
+
+func (c *testClock) thaw() {
+	c.mu.Lock()
+	c.frozen = time.Time{}
 	c.mu.Unlock()
 }
 
@@ -145,6 +167,31 @@ func TestSends_YieldWhileInboundBusy(t *testing.T) {
 	r.h.eventually("the parse worker free", func() bool { return !r.h.p.inboundBusy() })
 	r.invite()
 	r.waitHeld(yieldSendWorkers)
+	r.deliver()
+}
+
+// While sends yield, they also start at most one a burstSlot: with a relay
+// that answers at once (as one on the same machine does), four at a time
+// would still take a core from the inbound work.
+func TestSends_YieldOnePerSlot(t *testing.T) {
+	r := newYieldRig(t, 3*time.Minute)
+	base := r.h.relay.Count()
+	r.clock.freeze()
+	r.invite() // 20 invites; the gate is open below, so each is done at once
+	r.gate.release()
+	for n := 1; n <= 3; n++ {
+		if n > 1 {
+			r.clock.advance(burstSlot)
+		}
+		if _, err := r.h.relay.Wait(r.ctx, base+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The clock stands still: no fourth send can have started.
+	if got := r.h.relay.Count() - base; got != 3 {
+		t.Errorf("%d invites sent in three slots while yielding, want 3", got)
+	}
+	r.clock.thaw()
 	r.deliver()
 }
 
