@@ -329,13 +329,14 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 		if yielding {
 			// Look again shortly: nothing on this stage's side says when
 			// the inbound work lets up.
+			// (Config.Now rather than the real clock: in production they
+			// are one, and a test can stop it.)
 			now := p.cfg.Now()
-			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight))
-			if now.Sub(started) < burstSlot {
-				free = 0
-			}
-			free = min(free, 1)
+			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight), 1)
 			next = now.Add(burstSlot)
+			if d := now.Sub(started); d >= 0 && d < burstSlot {
+				free, next = 0, started.Add(burstSlot)
+			}
 		}
 		if st.name == StageParse && p.yieldToSMTP() {
 			// Look again shortly: the burst ends when arrivals slow down.
@@ -381,7 +382,8 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 // stages are overloaded (an eighth of the send workers, if more), for at
 // most Config.SendYield, and no more than one starts in each burstSlot
 // (100 a second): a relay on the same machine answers in a millisecond,
-// and four at a time would still take a core. Inbound work that fills them
+// and four at a time would still take a core. A send that is only put off
+// again (its domain's pace) uses its slot too. Inbound work that fills them
 // (a storm of registrations or replies) is what senders are waiting on;
 // the notices and invites queued meanwhile are put off, a few going out at
 // a time, and catch up once it lets up, rather than taking the cores from

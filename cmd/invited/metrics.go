@@ -30,7 +30,7 @@ var (
 	descQueue     = prometheus.NewDesc("invited_queue_jobs", "Jobs waiting in a pipeline stage's queue.", []string{"stage"}, nil)
 	descHolding   = prometheus.NewDesc("invited_burst_holding", "1 while parsing holds back for an SMTP burst.", nil, nil)
 	descHolds     = prometheus.NewDesc("invited_burst_holds_total", "SMTP bursts parsing held back for since start.", nil, nil)
-	descYielding  = prometheus.NewDesc("invited_sends_yielding", "1 while outbound mail goes out a few at a time, for the inbound stages are overloaded (a burst held back, or every parse worker busy with a backlog).", nil, nil)
+	descYielding  = prometheus.NewDesc("invited_sends_yielding", "1 while outbound mail goes out a few at a time and at most 100 a second, for the inbound stages are overloaded (a burst held back, or every parse worker busy with a backlog).", nil, nil)
 	descCommits   = prometheus.NewDesc("invited_store_commits_total", "Write transactions committed (each one fsync) since start.", nil, nil)
 	descCommitted = prometheus.NewDesc("invited_store_committed_functions_total", "Updates those transactions held: over commits, how many share each fsync.", nil, nil)
 	descWrites    = prometheus.NewDesc("invited_store_page_writes_total", "Page writes (runs of contiguous pages, meta included) those transactions made.", nil, nil)
