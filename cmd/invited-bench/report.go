@@ -189,7 +189,9 @@ type MaxAppliedFigure struct {
 	Accepted         int64        `json:"accepted"`
 	Applied          int64        `json:"applied"`
 	AppliedPerSecond float64      `json:"applied_per_second"`
-	AcceptPerSecond  float64      `json:"accept_per_second_compared"` // the daemon's best durable accept rate
+	AcceptPerSecond  float64      `json:"accept_per_second_compared"` // the durable accept rate of the turns around it
+	AcceptAround     []float64    `json:"accept_around"`              // each turn's accept rate, before and after
+	AcceptStep2      float64      `json:"accept_per_second_step2"`    // the best of step 2, for reference
 	RatioToAccept    float64      `json:"ratio_to_accept"`
 	DaemonCores      float64      `json:"daemon_cores"`
 	CPUPerMsgUS      float64      `json:"daemon_cpu_us_per_message"` // parse to relay, per applied message
@@ -506,4 +508,16 @@ func printMaxApplied(w io.Writer, tw *tabwriter.Writer, m *MaxAppliedFigure) {
 	fmt.Fprintln(tw, "applied/s\t÷ durable accept\taccept compared\tdaemon cores\tCPU µs/msg\tcommits × updates (page writes), writer busy run+commit\tupdates/msg\tpage writes/msg\t")
 	fmt.Fprintf(tw, "%.0f\t%s\t%.0f/s\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t\n", m.AppliedPerSecond, pct(m.RatioToAccept), m.AcceptPerSecond, m.DaemonCores, m.CPUPerMsgUS,
 		m.Commits, m.Commits.UpdatesPerMessage, m.Commits.WritesPerMessage)
+	tw.Flush()
+	if len(m.AcceptAround) > 0 {
+		var turns []string
+		for _, r := range m.AcceptAround {
+			turns = append(turns, fmt.Sprintf("%.0f/s", r))
+		}
+		fmt.Fprintf(w, "   accept compared: a fresh daemon's, at %d sessions, in turns before and after it: %s", m.Sessions, strings.Join(turns, ", "))
+		if m.AcceptStep2 > 0 {
+			fmt.Fprintf(w, " (step 2's best: %.0f/s, %s)", m.AcceptStep2, pct(m.AppliedPerSecond/m.AcceptStep2))
+		}
+		fmt.Fprintln(w)
+	}
 }
