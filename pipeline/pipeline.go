@@ -324,14 +324,14 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 			}
 		}
 		free := st.workers - len(inflight)
-		var next time.Time
+		var next, now time.Time
 		yielding := st.name == StageSend && p.SendsYielding()
 		if yielding {
 			// Look again shortly: nothing on this stage's side says when
 			// the inbound work lets up.
 			// (Config.Now rather than the real clock: in production they
 			// are one, and a test can stop it.)
-			now := p.cfg.Now()
+			now = p.cfg.Now()
 			free = min(free, max(sendsWhileInboundBusy, st.workers/8)-len(inflight), 1)
 			next = now.Add(burstSlot)
 			if d := now.Sub(started); d >= 0 && d < burstSlot {
@@ -350,7 +350,7 @@ func (p *Pipeline) schedule(ctx, workCtx context.Context, st *stage) {
 				next = n
 			}
 			if yielding && len(jobs) > 0 {
-				started = p.cfg.Now()
+				started = now
 			}
 			for _, j := range jobs {
 				inflight[j.ID] = true

@@ -18,11 +18,17 @@ func startRelay() (*smtptest.Server, error) {
 	return smtptest.Start(smtptest.Options{Discard: true})
 }
 
+// requests returns a source of REQUEST messages, each with a calendar UID
+// of its own for phase.
+func (b *bench) requests(phase string) func() []byte {
+	uids := newUIDSource(b.run, phase)
+	return func() []byte { return b.tmpl.message(uids.next()) }
+}
+
 // ceilings is step 1. When step 2 runs too, go-smtp at the most sessions
 // is left to it, which measures it in turns with the daemon.
 func (b *bench) ceilings(ctx context.Context) error {
-	uids := newUIDSource(b.run, "ceiling")
-	msg := func() []byte { return b.tmpl.message(uids.next()) }
+	msg := b.requests("ceiling")
 	for _, s := range b.o.Sessions {
 		if b.o.runs("accept") && s == slices.Max(b.o.Sessions) {
 			continue
@@ -58,8 +64,7 @@ func (b *bench) accept(ctx context.Context) error {
 		return err
 	}
 	defer relay.Close()
-	uids := newUIDSource(b.run, "accept")
-	msg := func() []byte { return b.tmpl.message(uids.next()) }
+	msg := b.requests("accept")
 	most := slices.Max(b.o.Sessions)
 	for _, s := range b.o.Sessions {
 		if s == most {
@@ -255,7 +260,7 @@ func (b *bench) mainDaemon(ctx context.Context) error {
 	}
 	defer d.kill()
 	d.rss.Label(b.prog.Now)
-	m := &mainRun{bench: b, d: d, relay: relay, db: filepath.Join(dir, "invited.db")}
+	m := &mainRun{bench: b, d: d, relay: relay, db: filepath.Join(dir, "invited.db"), around: b.requests("around")}
 	res := &ResourceFigure{}
 	b.res.Resources = res
 
@@ -338,8 +343,8 @@ type mainRun struct {
 	d       *daemon
 	relay   *smtptest.Server
 	db      string
-	invited int // invitations posted, each one message to the relay
-	around  int // accept turns taken around max applied runs
+	invited int           // invitations posted, each one message to the relay
+	around  func() []byte // the REQUESTs of the accept turns around max applied runs
 }
 
 func (m *mainRun) snapshot(ctx context.Context) (diskSnapshot, error) {
@@ -382,8 +387,7 @@ func (m *mainRun) register(ctx context.Context, organizer, name string) (string,
 }
 
 func (m *mainRun) endToEnd(ctx context.Context) error {
-	uids := newUIDSource(m.run, "e2e")
-	msg := func() []byte { return m.tmpl.message(uids.next()) }
+	msg := m.requests("e2e")
 	fig, err := openLoop(ctx, m.d, e2eConfig{
 		Rate:      m.o.Rate,
 		Duration:  time.Duration(m.o.E2E),
@@ -457,9 +461,7 @@ func (m *mainRun) acceptTurn(ctx context.Context, sessions int) (acceptSample, e
 		return acceptSample{}, err
 	}
 	defer relay.Close()
-	m.around++
-	uids := newUIDSource(m.run, fmt.Sprintf("around%d", m.around))
-	return m.acceptOnce(ctx, relay.Addr, "default", sessions, func() []byte { return m.tmpl.message(uids.next()) })
+	return m.acceptOnce(ctx, relay.Addr, "default", sessions, m.around)
 }
 
 // replies is a max applied run of the fan-out's attendees accepting their
