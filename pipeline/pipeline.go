@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/internal/memo"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
@@ -111,6 +112,9 @@ type Config struct {
 	// context ends before cancelling them (default 30s); a cancelled job
 	// stays queued for the next start.
 	DrainTimeout time.Duration
+	// Memory, when set, bounds what reading large messages holds at once
+	// (see readInbound); the SMTP listener shares it.
+	Memory *membudget.Budget
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Templates renders message bodies (default: the embedded set).

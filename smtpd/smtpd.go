@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/invited/invited/internal/membudget"
 )
 
 // Envelope is what the SMTP conversation said about a message.
@@ -58,14 +60,21 @@ type Config struct {
 	ReadTimeout, WriteTimeout, DataTimeout time.Duration
 	// AcceptTimeout bounds the wait for the queue to commit (default 30s).
 	AcceptTimeout time.Duration
-	// MaxConnsPerIP bounds the connections open from one address (default
-	// 20), MaxMessagesPerConn the messages on one connection (default 100),
+	// MaxConns bounds the connections open at once (default 200),
+	// MaxConnsPerIP those from one address (default 20),
+	// MaxMessagesPerConn the messages on one connection (default 100),
 	// MaxHeaderBytes a message's header (default 64 KiB).
+	MaxConns           int
 	MaxConnsPerIP      int
 	MaxMessagesPerConn int
 	MaxHeaderBytes     int
 	// TLS, when set, enables STARTTLS.
 	TLS *tls.Config
+	// Memory, when set, is taken from by a message of more than
+	// membudget.Small bytes before it is read (see budgetReader): for its
+	// buffer, and the copy the queue commits. A message that waits
+	// AcceptTimeout for memory is answered 451, and its sender retries.
+	Memory *membudget.Budget
 	// CheckSPF, when set, is asked at DATA whether ip may send for
 	// mailFrom (HELO helo), within AcceptTimeout of its own; its answer
 	// (senderauth.Checker.SPFAtData) is stored with the envelope.
@@ -109,6 +118,9 @@ func New(cfg Config, q Queue, log *slog.Logger) (*Server, error) {
 	if cfg.AcceptTimeout <= 0 {
 		cfg.AcceptTimeout = 30 * time.Second
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 200
+	}
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = 20
 	}
@@ -136,7 +148,7 @@ var _ smtp.Backend = (*Server)(nil)
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConnsPerIP, log: s.log, conns: &s.open})
+	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConns, perIP: s.cfg.MaxConnsPerIP, log: s.log, conns: &s.open})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -229,12 +241,13 @@ type session struct {
 	log    *slog.Logger
 
 	from     string
+	size     int64 // declared in MAIL FROM (SIZE=), or 0
 	rcpt     []string
 	messages int
 }
 
 func (s *session) Reset() {
-	s.from, s.rcpt = "", nil
+	s.from, s.size, s.rcpt = "", 0, nil
 }
 
 func (s *session) Logout() error {
@@ -252,6 +265,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return errBusy
 	}
 	s.from = from
+	if opts != nil {
+		s.size = opts.Size
+	}
 	return nil
 }
 
@@ -287,7 +303,22 @@ func (s *session) Data(r io.Reader) error {
 	defer putBuffer(buf)
 	buf.Write(s.received(env))
 	trace := buf.Len()
-	if _, err := buf.ReadFrom(r); err != nil {
+	// A buffer doubles as it grows: one read to the end may be twice as
+	// large as the message. That of a message whose client declared its
+	// size (SIZE, as MTAs do) is made that size at once, with some room.
+	br := &budgetReader{r: r, b: s.srv.cfg.Memory, first: 3 * s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.AcceptTimeout, ctx: s.ctx}
+	defer br.release()
+	if room := s.size + s.size/16 + 4<<10; s.size > membudget.Small && s.size <= s.srv.cfg.MaxMessageBytes {
+		if err := br.take(2 * room); err != nil {
+			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "size", s.size)
+			return err
+		}
+		buf.Grow(int(room))
+	}
+	if _, err := buf.ReadFrom(br); err != nil {
+		if errors.Is(err, errNoMemory) {
+			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "read", br.n)
+		}
 		return toSMTP(err)
 	}
 	data := buf.Bytes()
@@ -334,6 +365,63 @@ func putBuffer(b *bytes.Buffer) {
 	}
 }
 
+// budgetReader takes from a memory budget what reading a large message
+// holds: the buffer it is read into, and the copy the queue commits. It
+// takes it in one go, the first time the message passes membudget.Small
+// bytes, for the largest message allowed (or, through take, before the
+// message is read, for the size its client declared): taken bit by bit,
+// messages could each hold part of the budget and wait for more that only
+// the others could give back. A message that needs more than it took is
+// read on only if the budget has the more free at once.
+type budgetReader struct {
+	r     io.Reader
+	b     *membudget.Budget
+	first int64 // what to take at the first large read
+	wait  time.Duration
+	ctx   context.Context
+	n     int64 // bytes read
+	held  int64
+}
+
+// take waits up to br.wait for n bytes of the budget.
+func (br *budgetReader) take(n int64) error {
+	ctx, cancel := context.WithTimeout(br.ctx, br.wait)
+	defer cancel()
+	got, err := br.b.Acquire(ctx, n)
+	if err != nil {
+		return errNoMemory
+	}
+	br.held += got
+	return nil
+}
+
+func (br *budgetReader) Read(p []byte) (int, error) {
+	// The buffer's capacity is what has been read plus the room being read
+	// into; the copy committed is what has been read.
+	if need := 2*br.n + int64(len(p)); br.b != nil && need > membudget.Small && need > br.held && br.held < br.b.Max() {
+		if br.held == 0 {
+			if err := br.take(max(need, br.first)); err != nil {
+				return 0, err
+			}
+		} else {
+			got, ok := br.b.TryAcquire(min(need, br.b.Max()) - br.held)
+			if !ok {
+				return 0, errNoMemory
+			}
+			br.held += got
+		}
+	}
+	n, err := br.r.Read(p)
+	br.n += int64(n)
+	return n, err
+}
+
+// release gives back what the reader took.
+func (br *budgetReader) release() {
+	br.b.Release(br.held)
+	br.held = 0
+}
+
 // received is the trace header we prepend (RFC 5321 section 4.4).
 func (s *session) received(env Envelope) []byte {
 	helo := strings.Map(func(r rune) rune {
@@ -371,6 +459,7 @@ var (
 	errTooManyMessages = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages on one connection, reconnect to send more"}
 	errHeaderTooLarge  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header too large"}
 	errBusy            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too much mail queued here, try again later"}
+	errNoMemory        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much large mail being received here, try again later"}
 	errRelay           = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domain"}
 	errNoMailbox       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
 	errBadAddress      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
@@ -392,13 +481,13 @@ func toSMTP(err error) error {
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
 }
 
-// limitListener closes, with a 421, connections from an address that has
-// max open already on the server, and records the others in conns.
+// limitListener closes, with a 421, connections past max open on the
+// server or perIP open from one address, and records the others in conns.
 type limitListener struct {
 	net.Listener
-	max   int
-	log   *slog.Logger
-	conns *openConns
+	max, perIP int
+	log        *slog.Logger
+	conns      *openConns
 }
 
 // openConns is the connections open on a Server's listeners, and how many
@@ -409,12 +498,16 @@ type openConns struct {
 	perIP map[string]int
 }
 
-// add records c, from ip, unless ip has max open already.
-func (o *openConns) add(c net.Conn, ip string, max int) (*countedConn, bool) {
+// add records c, from ip, unless max are open already, or perIP from ip;
+// it then says which limit c is past.
+func (o *openConns) add(c net.Conn, ip string, max, perIP int) (*countedConn, string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.perIP[ip] >= max {
-		return nil, false
+	if len(o.conns) >= max {
+		return nil, "connections"
+	}
+	if o.perIP[ip] >= perIP {
+		return nil, "connections per address"
 	}
 	if o.conns == nil {
 		o.conns, o.perIP = map[*countedConn]struct{}{}, map[string]int{}
@@ -422,7 +515,7 @@ func (o *openConns) add(c net.Conn, ip string, max int) (*countedConn, bool) {
 	cc := &countedConn{Conn: &replyConn{Conn: c}, open: o, ip: ip}
 	o.conns[cc] = struct{}{}
 	o.perIP[ip]++
-	return cc, true
+	return cc, ""
 }
 
 func (o *openConns) remove(c *countedConn) {
@@ -462,12 +555,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		if cc, ok := l.conns.add(c, ip, l.max); ok {
+		cc, past := l.conns.add(c, ip, l.max, l.perIP)
+		if cc != nil {
 			return cc, nil
 		}
-		l.log.Warn("limit: connections per address", "remote", ip, "limit", l.max)
+		reply := "421 4.7.0 Too many connections from your address, try again later\r\n"
+		limit := l.perIP
+		if past == "connections" {
+			reply, limit = "421 4.3.2 Too many connections, try again later\r\n", l.max
+		}
+		l.log.Warn("limit: "+past, "remote", ip, "limit", limit)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c, "421 4.7.0 Too many connections from your address, try again later\r\n")
+		io.WriteString(c, reply)
 		c.Close()
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/invited/invited/httpapi"
 	"github.com/invited/invited/internal/daemonproc"
+	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/mailer"
 	"github.com/invited/invited/pipeline"
@@ -111,8 +112,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if publicURL == "" {
 		publicURL = "http://" + a.httpLn.Addr().String()
 	}
+	memory := membudget.New(cfg.MaxMessageMemory)
 	a.pl, err = pipeline.New(pipeline.Config{
 		Domain:       cfg.Domain,
+		Memory:       memory,
 		PublicURL:    publicURL,
 		UpgradeURL:   cfg.UpgradeURL,
 		EventLimit:   cfg.EventLimit,
@@ -155,7 +158,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		MaxRecipients:      cfg.MaxRecipients,
 		MaxHeaderBytes:     cfg.MaxHeaderBytes,
 		DataTimeout:        time.Duration(cfg.DataTimeout),
+		MaxConns:           cfg.MaxConns,
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		Memory:             memory,
 		MaxMessagesPerConn: cfg.MaxMessagesPerConn,
 		ReadTimeout:        time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:       time.Duration(cfg.SMTPTimeout),
@@ -167,7 +172,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
-			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl), Rates: &httpapi.RateLimits{
+			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl, memory), Rates: &httpapi.RateLimits{
 				PerIP:       cfg.InviteRateIP,
 				PerAttendee: cfg.InviteRateAttendee,
 				PerEvent:    cfg.InviteRateEvent,

@@ -57,7 +57,9 @@ type Config struct {
 	MaxMIMEParts       int      `toml:"max_mime_parts"`
 	MaxPartBytes       int64    `toml:"max_part_bytes"`
 	DataTimeout        Duration `toml:"data_timeout"`
+	MaxConns           int      `toml:"max_conns"`
 	MaxConnsPerIP      int      `toml:"max_conns_per_ip"`
+	MaxMessageMemory   int64    `toml:"max_message_memory"`
 	MaxMessagesPerConn int      `toml:"max_messages_per_conn"`
 
 	SendRatePerDomain  float64      `toml:"send_rate_per_domain"`
@@ -99,7 +101,9 @@ func DefaultConfig() Config {
 		MaxPartBytes:       5 << 20,
 		DataTimeout:        Duration(10 * time.Minute),
 		DNSCache:           Duration(time.Minute),
+		MaxConns:           200,
 		MaxConnsPerIP:      20,
+		MaxMessageMemory:   64 << 20,
 		MaxMessagesPerConn: 100,
 		SendRatePerDomain:  50,
 		InviteRateIP:       httpapi.DefaultRateLimits.PerIP,
@@ -172,8 +176,8 @@ func (c *Config) Validate() error {
 	if c.MaxMIMEDepth < 1 || c.MaxMIMEParts < 1 || c.MaxPartBytes < 1024 || c.DataTimeout <= 0 {
 		errs = append(errs, errors.New("max-mime-depth, max-mime-parts, max-part-bytes (at least 1024) and data-timeout must be positive"))
 	}
-	if c.MaxHeaderBytes < 1024 || c.MaxConnsPerIP < 1 || c.MaxMessagesPerConn < 1 {
-		errs = append(errs, errors.New("max-header-bytes (at least 1024), max-conns-per-ip and max-messages-per-conn must be positive"))
+	if c.MaxHeaderBytes < 1024 || c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxMessagesPerConn < 1 {
+		errs = append(errs, errors.New("max-header-bytes (at least 1024), max-conns, max-conns-per-ip and max-messages-per-conn must be positive"))
 	}
 	if c.MaxMessageBytes < 1024 || c.MaxRecipients < 1 || c.MaxInbound < 1 || c.MaxAttempts < 1 || c.SendWorkers < 1 || c.RelayConns < 1 {
 		errs = append(errs, errors.New("limits must be positive (max-message-bytes at least 1024)"))
@@ -244,6 +248,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxMIMEParts, "max-mime-parts", c.MaxMIMEParts, "MIME `parts` a message may have [INVITED_MAX_MIME_PARTS]")
 	fs.Int64Var(&c.MaxPartBytes, "max-part-bytes", c.MaxPartBytes, "decoded `bytes` of a calendar or CSV part [INVITED_MAX_PART_BYTES]")
 	fs.Var(&c.DataTimeout, "data-timeout", "`time` a message's DATA may take [INVITED_DATA_TIMEOUT]")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "SMTP `connections` open at once [INVITED_MAX_CONNS]")
+	fs.Int64Var(&c.MaxMessageMemory, "max-message-memory", c.MaxMessageMemory, "`bytes` that messages over 64 KiB may hold at once while they are received and read (others wait; SMTP answers 451 after a while); 0: no limit [INVITED_MAX_MESSAGE_MEMORY]")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "SMTP `connections` open at once from one address [INVITED_MAX_CONNS_PER_IP]")
 	fs.IntVar(&c.MaxMessagesPerConn, "max-messages-per-conn", c.MaxMessagesPerConn, "`messages` on one SMTP connection [INVITED_MAX_MESSAGES_PER_CONN]")
 	fs.Float64Var(&c.SendRatePerDomain, "send-rate-per-domain", c.SendRatePerDomain, "`messages` a second to one recipient domain; negative: no limit [INVITED_SEND_RATE_PER_DOMAIN]")

@@ -7,22 +7,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/pipeline"
 	"github.com/invited/invited/store"
 )
 
 // metrics serves GET /metrics: the daemon's own figures, read when
 // scraped (nothing on the hot paths), plus Go's and the process's.
-func metrics(db *store.DB, pl *pipeline.Pipeline) http.Handler {
+func metrics(db *store.DB, pl *pipeline.Pipeline, mem *membudget.Budget) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&collector{db: db, pl: pl})
+		&collector{db: db, pl: pl, mem: mem})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 type collector struct {
-	db *store.DB
-	pl *pipeline.Pipeline
+	db  *store.DB
+	pl  *pipeline.Pipeline
+	mem *membudget.Budget
 }
 
 var (
@@ -37,11 +39,14 @@ var (
 	descWriter    = prometheus.NewDesc("invited_store_writer_seconds_total", "Time the store's one committer spent running updates (run) and writing and syncing transactions (commit); its rate near 1 means writes wait for it.", []string{"part"}, nil)
 	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
 	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
+	descMemory    = prometheus.NewDesc("invited_message_memory_bytes", "Memory budget for messages over 64 KiB being received and read (--max-message-memory): its size, what is held now, and the most held at once since start.", []string{"what"}, nil)
+	descMemWait   = prometheus.NewDesc("invited_message_memory_waiting", "Messages over 64 KiB waiting for the memory budget now.", nil, nil)
+	descMemRefuse = prometheus.NewDesc("invited_message_memory_refused_total", "Waits for the memory budget given up since start: SMTP answered 451 and the sender retries (or a parse job was cancelled at shutdown).", nil, nil)
 	descCounts    = prometheus.NewDesc("invited_system_count", "The store's system counters (what GET /system/statistics reports).", []string{"what"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descYielding, descCommits, descCommitted, descWrites, descWriter, descFile, descReleased, descCounts} {
+	for _, d := range []*prometheus.Desc{descAccepted, descQueue, descHolding, descHolds, descYielding, descCommits, descCommitted, descWrites, descWriter, descFile, descReleased, descMemory, descMemWait, descMemRefuse, descCounts} {
 		ch <- d
 	}
 }
@@ -75,6 +80,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, run.Seconds(), "run")
 	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, commit.Seconds(), "commit")
 	counter(descReleased, c.db.Released())
+	if c.mem != nil {
+		m := c.mem.Stats()
+		gauge(descMemory, m.Max, "max")
+		gauge(descMemory, m.Held, "held")
+		gauge(descMemory, m.Peak, "peak")
+		gauge(descMemWait, m.Waiting)
+		counter(descMemRefuse, int64(m.Refused))
+	}
 	if n, err := c.db.Size(); err == nil {
 		gauge(descFile, n)
 	}

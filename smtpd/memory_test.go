@@ -1,0 +1,192 @@
+package smtpd_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/invited/invited/internal/membudget"
+	"github.com/invited/invited/pipeline"
+	"github.com/invited/invited/smtpd"
+	"github.com/invited/invited/store"
+)
+
+// sendSized sends body to create@, declaring size (SIZE=) unless it is 0,
+// and returns the id the 250 names or the error.
+func sendSized(c *smtp.Client, body string, size int64) (string, error) {
+	var opts *smtp.MailOptions
+	if size > 0 {
+		opts = &smtp.MailOptions{Size: size}
+	}
+	if err := c.Mail("a@example.org", opts); err != nil {
+		return "", err
+	}
+	if err := c.Rcpt("create@invite.test", nil); err != nil {
+		return "", err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return "", err
+	}
+	io.WriteString(w, body)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", err
+	}
+	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
+	return id, nil
+}
+
+// largeBody is a message of about size bytes, lines of letter.
+func largeBody(letter string, size int) string {
+	return fmt.Sprintf("From: a@example.org\r\nSubject: %d bytes\r\n\r\n", size) +
+		strings.Repeat(strings.Repeat(letter, 70)+"\r\n", size/72)
+}
+
+// storedWhole fails unless message id holds body after our trace header.
+func storedWhole(t *testing.T, db *store.DB, id, body string) {
+	t.Helper()
+	var raw []byte
+	if err := db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(id); return err }); err != nil {
+		t.Fatalf("message %q: %v", id, err)
+	}
+	if !strings.HasPrefix(string(raw), "Received: from ") || !strings.HasSuffix(string(raw), body) || len(raw) > len(body)+300 {
+		t.Errorf("message %s stored as %d bytes, sent %d", id, len(raw), len(body))
+	}
+}
+
+// A message over membudget.Small bytes is read only with memory from the
+// budget: one that finds none free for AcceptTimeout is answered 451
+// 4.3.1 (its sender retries) and nothing of it is stored, whether its
+// size was declared (it is then refused before its data is read) or not.
+// Small messages still go, and the large one goes once memory is free.
+func TestData_MemoryBudget(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, AcceptTimeout: 200 * time.Millisecond}, 0)
+	c := dial(t, addr)
+	held, _ := mem.Acquire(context.Background(), 1<<20)
+	big := largeBody("b", 200<<10)
+	for _, size := range []int64{0, int64(len(big))} {
+		_, err := sendSized(c, big, size)
+		if code(err) != 451 || enhanced(err) != (smtp.EnhancedCode{4, 3, 1}) {
+			t.Errorf("a %d-byte message (SIZE=%d) with no memory free: %v, want 451 4.3.1", len(big), size, err)
+		}
+	}
+	if id, err := sendSized(c, msg, 0); err != nil {
+		t.Errorf("a small message with no memory free: %v", err)
+	} else {
+		storedWhole(t, db, id, msg)
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 1 {
+		t.Errorf("%d messages queued, want the small one only", n)
+	}
+	if s := mem.Stats(); s.Refused != 2 {
+		t.Errorf("budget stats %+v, want 2 refused", s)
+	}
+
+	mem.Release(held)
+	for _, size := range []int64{0, int64(len(big))} {
+		id, err := sendSized(c, big, size)
+		if err != nil {
+			t.Fatalf("a %d-byte message (SIZE=%d) with memory free: %v", len(big), size, err)
+		}
+		storedWhole(t, db, id, big)
+		// Given back before the 250.
+		if s := mem.Stats(); s.Held != 0 {
+			t.Errorf("budget stats after the 250: %+v", s)
+		}
+	}
+}
+
+// Large messages that do not all fit wait their turn rather than each
+// holding part of the budget: many at once all go, and what they hold
+// never passes the budget. One that says its size takes about twice it
+// (its buffer and the copy committed); one that does not, three times the
+// largest allowed, here the whole budget.
+func TestData_MemoryBudgetShared(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MaxMessageBytes: 400 << 10}, 0)
+	type sent struct {
+		body, id string
+		err      error
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		out []sent
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			body := largeBody(string(rune('a'+i)), (150+20*i)<<10)
+			size := int64(0)
+			if i%2 == 0 {
+				size = int64(len(body)) + 100
+			}
+			c, err := smtp.Dial(addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			id, err := sendSized(c, body, size)
+			mu.Lock()
+			out = append(out, sent{body, id, err})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, s := range out {
+		if s.err != nil {
+			t.Errorf("a %d-byte message: %v", len(s.body), s.err)
+			continue
+		}
+		storedWhole(t, db, s.id, s.body)
+	}
+	if s := mem.Stats(); s.Held != 0 || s.Peak != s.Max || s.Refused != 0 {
+		t.Errorf("budget stats %+v: want nothing held, the whole budget taken at the peak, none refused", s)
+	}
+}
+
+// A message of a declared size takes twice that, not the most allowed.
+func TestData_MemoryBudgetDeclared(t *testing.T) {
+	mem := membudget.New(10 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MaxMessageBytes: 4 << 20}, 0)
+	body := largeBody("d", 300<<10)
+	id, err := sendSized(dial(t, addr), body, int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedWhole(t, db, id, body)
+	if s := mem.Stats(); s.Peak < 2*int64(len(body)) || s.Peak > 3*int64(len(body)) {
+		t.Errorf("a %d-byte message declared took %d at the peak, want about twice its size", len(body), s.Peak)
+	}
+}
+
+func TestLimits_ConnectionsInAll(t *testing.T) {
+	addr, _ := serve(t, smtpd.Config{MaxConns: 2}, 0)
+	c1, c2 := dial(t, addr), dial(t, addr)
+	for _, c := range []*smtp.Client{c1, c2} {
+		if err := c.Hello("client.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(b), "421 4.3.2") {
+		t.Errorf("third connection of two allowed got %q, want 421 4.3.2", b)
+	}
+	c1.Close()
+	eventuallyDial(t, addr)
+}
