@@ -36,7 +36,7 @@ func smtpCeiling(ctx context.Context, sessions int, d time.Duration, msg func() 
 	}
 	defer sink.stop()
 	cpu := startCPU(sink.cmd.Process.Pid)
-	r := closedLoop(ctx, sink.addr, "bench@example.org", "sink@example.net", sessions, d, msg, false)
+	r := closedLoop(ctx, sender{addr: sink.addr, from: "bench@example.org", rcpt: "sink@example.net"}, sessions, d, msg, false)
 	if r.OK == 0 {
 		return smtpSample{}, fmt.Errorf("smtp ceiling: nothing accepted: %v", r.FirstErr)
 	}

@@ -84,6 +84,7 @@ func startDaemon(ctx context.Context, cfg daemonConfig) (*daemon, error) {
 		"--shutdown-timeout", "5s",
 		// The load comes from one address and one recipient domain: lift
 		// the abuse limits meant for strangers on the internet.
+		"--max-conns", "10000",
 		"--max-conns-per-ip", "10000",
 		"--max-messages-per-conn", "1000000000",
 		"--send-rate-per-domain", "-1",

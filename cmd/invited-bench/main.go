@@ -5,7 +5,7 @@
 // and HTTP on 127.0.0.1, prints a table and writes every figure to a JSON
 // file. It measures; it never asserts a speed.
 //
-//	go run ./cmd/invited-bench -out bench.json    # about 7 minutes on 2 cores, 5 of them seeding 100000 attendees
+//	go run ./cmd/invited-bench -out bench.json    # about 3 minutes on 2 cores
 //	go run ./cmd/invited-bench -quick             # a smoke run of about a minute
 package main
 
@@ -54,7 +54,7 @@ const (
 	bigOrganizer    = "big@example.org"
 )
 
-const totalSteps = 6
+const totalSteps = 7
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	o, err := parseFlags(args[1:], stderr)
@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			return err
 		}
 	}
-	needDaemon := o.runs("accept") || o.runs("e2e") || o.runs("fanout") || o.runs("reads")
+	needDaemon := o.runs("accept") || o.runs("e2e") || o.runs("fanout") || o.runs("reads") || o.runs("large")
 	if !needDaemon {
 		return nil
 	}
@@ -163,6 +163,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	if o.runs("e2e") || o.runs("fanout") || o.runs("reads") {
 		if err := b.mainDaemon(ctx); err != nil {
+			return err
+		}
+	}
+	if o.runs("large") {
+		prog.Step(7, totalSteps, fmt.Sprintf("large messages: %d sessions of %s", o.Large, mib(int64(o.LargeBytes))))
+		if err := b.large(ctx); err != nil {
 			return err
 		}
 	}

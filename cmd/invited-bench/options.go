@@ -37,6 +37,8 @@ type Options struct {
 	Small        int      `json:"small_event"`
 	Big          int      `json:"big_event"`
 	Reads        int      `json:"reads"`
+	Large        int      `json:"large_sessions"`
+	LargeBytes   int      `json:"large_message_bytes"`
 	LogLevel     string   `json:"log_level"`
 	Auth         string   `json:"auth_policy"`
 	DaemonFlags  strList  `json:"daemon_flags,omitempty"`
@@ -51,6 +53,7 @@ var quickDefaults = map[string]string{
 	"invites": "2000",
 	"big":     "10000",
 	"reads":   "300",
+	"large":   "10",
 }
 
 func parseFlags(args []string, stderr io.Writer) (Options, error) {
@@ -62,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		Sessions:     intList{1, 8, 32},
 		Producers:    intList{1, 64},
 		MessageBytes: 4096,
+		Large:        40,
+		LargeBytes:   8 << 20,
 		Rate:         200,
 		E2E:          duration(10 * time.Second),
 		E2ESessions:  8,
@@ -94,7 +99,7 @@ Flags:
 	fs.StringVar(&o.Dir, "dir", o.Dir, "where to put the temporary databases: use a real disk, not tmpfs")
 	fs.StringVar(&o.Bin, "bin", "", "invited binary to run (default: go build ./cmd/invited)")
 	fs.StringVar(&o.Testdata, "testdata", "", "directory of the iMIP samples (default: testdata/imip of the module)")
-	fs.StringVar(&o.Only, "only", "", "comma-separated steps to run: ceilings, accept, e2e, fanout, reads (default: all)")
+	fs.StringVar(&o.Only, "only", "", "comma-separated steps to run: ceilings, accept, e2e, fanout, reads, large (default: all)")
 	fs.Var(&o.Measure, "measure", "length of each ceiling and accept-rate measurement")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "rounds at the most -sessions, go-smtp and the daemon's accept taking turns, each -measure long: the ratio is of their totals, so the machine's drift falls on both")
 	fs.Var(&o.Sessions, "sessions", "SMTP session counts for the go-smtp ceiling and the accept rate")
@@ -112,6 +117,8 @@ Flags:
 	fs.IntVar(&o.Small, "small", o.Small, "attendees of the small event of the HTTP reads")
 	fs.IntVar(&o.Big, "big", o.Big, "attendees of the big event of the HTTP reads")
 	fs.IntVar(&o.Reads, "reads", o.Reads, "requests per HTTP read latency figure")
+	fs.IntVar(&o.Large, "large", o.Large, "SMTP sessions sending large messages, for the daemon's memory")
+	fs.IntVar(&o.LargeBytes, "large-size", o.LargeBytes, "approximate size of each large message, in bytes")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "the daemon's --log-level")
 	fs.StringVar(&o.Auth, "auth", o.Auth, "the daemon's --auth-policy: aligned (SPF checked against a DNS server the bench runs on 127.0.0.1) or none")
 	fs.BoolVar(&o.Lockstep, "lockstep", false, "SMTP clients wait for each reply (as smtp-source does) instead of pipelining MAIL, RCPT and DATA (as Gmail, Exchange and Postfix do)")
@@ -144,8 +151,8 @@ Flags:
 		return o, errors.New("-rounds must be positive")
 	case o.E2ESessions < 1 || o.Pollers < 1 || o.PollBatch < 1 || o.Window < 1 || o.Reads < 1:
 		return o, errors.New("-e2e-sessions, -pollers, -poll-batch, -window and -reads must be positive")
-	case o.Invites < 1 || o.Small < 1 || o.Big < 1:
-		return o, errors.New("-invites, -small and -big must be positive")
+	case o.Invites < 1 || o.Small < 1 || o.Big < 1 || o.Large < 1 || o.LargeBytes < 1:
+		return o, errors.New("-invites, -small, -big, -large and -large-size must be positive")
 	case o.Auth != "aligned" && o.Auth != "none":
 		return o, fmt.Errorf("-auth: %q is neither aligned nor none", o.Auth)
 	}
@@ -157,7 +164,7 @@ Flags:
 	return o, nil
 }
 
-var steps = []string{"ceilings", "accept", "e2e", "fanout", "reads"}
+var steps = []string{"ceilings", "accept", "e2e", "fanout", "reads", "large"}
 
 func (o Options) runs(step string) bool {
 	if o.Only == "" {

@@ -151,7 +151,7 @@ func (b *bench) acceptOnce(ctx context.Context, relay, mode string, sessions int
 	if err != nil {
 		return acceptSample{}, err
 	}
-	r := closedLoop(ctx, d.SMTP, loadOrganizer, "create@"+benchDomain, sessions, time.Duration(b.o.Measure), msg, false)
+	r := closedLoop(ctx, sender{addr: d.SMTP, from: loadOrganizer, rcpt: "create@" + benchDomain}, sessions, time.Duration(b.o.Measure), msg, false)
 	c1, err := d.api.commits(ctx)
 	if err != nil {
 		return acceptSample{}, err

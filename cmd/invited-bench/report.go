@@ -28,8 +28,11 @@ type Result struct {
 	Fanout    *FanoutFigure   `json:"fanout,omitempty"`
 	Reads     []ReadFigure    `json:"http_reads"`
 	Resources *ResourceFigure `json:"resources,omitempty"`
-	Warnings  []string        `json:"warnings,omitempty"`
-	Error     string          `json:"error,omitempty"`
+	// Large is the daemon's memory with large messages, clients declaring
+	// their size or not.
+	Large    []LargeFigure `json:"large,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Host describes the machine.
@@ -243,6 +246,21 @@ type ResourceFigure struct {
 	PerAttSize    int64          `json:"bytes_per_attendee_file_size"`
 	Buckets       []BucketFigure `json:"buckets,omitempty"`
 	BucketsInUse  int64          `json:"buckets_in_use_bytes"`
+}
+
+// LargeFigure is a fresh daemon taking large messages from many sessions
+// at once: how many, how fast, and its resident high-water mark.
+type LargeFigure struct {
+	DeclaredSize bool    `json:"declared_size"` // MAIL FROM said SIZE=
+	Sessions     int     `json:"sessions"`
+	MessageBytes int     `json:"message_bytes"`
+	Accepted     int64   `json:"accepted"`
+	Deferred     int64   `json:"deferred_4xx"`
+	Errors       int64   `json:"errors"`
+	Seconds      float64 `json:"seconds"`
+	MiBPerSecond float64 `json:"mib_per_second"`
+	Latency      Latency `json:"latency_ms"`
+	PeakRSS      int64   `json:"peak_rss_bytes"`
 }
 
 // BucketFigure is one top-level bucket of the daemon's database after the
@@ -466,6 +484,19 @@ func printTable(w io.Writer, r *Result) {
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t\n", b.Name, b.Keys, mib(b.InUse), per)
 			}
+		}
+	}
+	if len(r.Large) > 0 {
+		f := r.Large[0]
+		section(fmt.Sprintf("7. Large messages (%d sessions at once, REQUESTs of %s, a fresh daemon each, --max-message-memory as default)", f.Sessions, mib(int64(f.MessageBytes))))
+		fmt.Fprintln(tw, "clients\taccepted\tMiB/s\t4xx\terrors\tp50 s\tp99 s\tdaemon peak RSS\t")
+		for _, f := range r.Large {
+			clients := "say SIZE="
+			if !f.DeclaredSize {
+				clients = "do not say SIZE="
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.2f\t%.2f\t%s\t\n", clients, f.Accepted, f.MiBPerSecond, f.Deferred, f.Errors,
+				f.Latency.P50/1000, f.Latency.P99/1000, mib(f.PeakRSS))
 		}
 	}
 	tw.Flush()

@@ -25,6 +25,9 @@ type sender struct {
 	addr string
 	from string
 	rcpt string
+	// declareSize has MAIL FROM say the message's size (SIZE=, RFC 1870),
+	// as MTAs do.
+	declareSize bool
 
 	conn     net.Conn
 	r        *bufio.Reader
@@ -70,7 +73,11 @@ func (s *sender) try(msg []byte) (string, error) {
 	}
 	// A server that stops answering fails the message, not the run.
 	s.conn.SetDeadline(time.Now().Add(sendTimeout))
-	cmds := []string{"MAIL FROM:<" + s.from + ">", "RCPT TO:<" + s.rcpt + ">", "DATA"}
+	mail := "MAIL FROM:<" + s.from + ">"
+	if s.declareSize {
+		mail += " SIZE=" + strconv.Itoa(len(msg))
+	}
+	cmds := []string{mail, "RCPT TO:<" + s.rcpt + ">", "DATA"}
 	ok := []func(code int) bool{is2xx, is2xx, func(code int) bool { return code == 354 }}
 	var refused error
 	for i, cmd := range cmds {

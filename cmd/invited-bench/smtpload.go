@@ -92,13 +92,20 @@ func loadTemplate(dir, organizer string, size int) (*requestTemplate, error) {
 // real client's invitation comes mostly from its text and HTML bodies.
 func padText(s string, size, filled int) string {
 	base := len(s) - len(templateText) - strings.Count(s, "\x00") + filled
-	text := "Imip Testing (text/plain)\n"
-	for pad := ""; ; pad += "Benchmark padding line, as long as a line of an invitation's text part.\n" {
-		enc := wrap76(base64.StdEncoding.EncodeToString([]byte(text + pad)))
-		if base+len(enc) >= size || len(pad) > 1<<20 {
-			return strings.Replace(s, templateText, enc, 1)
-		}
+	const text = "Imip Testing (text/plain)\n"
+	const line = "Benchmark padding line, as long as a line of an invitation's text part.\n"
+	// The fewest lines that make it size: from an estimate a little short
+	// (base64 is 4 bytes for 3, plus a CRLF for each 76), one at a time.
+	encoded := func(lines int) int {
+		n := 4 * ((len(text) + lines*len(line) + 2) / 3)
+		return n + 2*((n-1)/76)
 	}
+	lines := max(0, ((size-base)*3/4*76/78-len(text))/len(line)-1)
+	for base+encoded(lines) < size {
+		lines++
+	}
+	enc := wrap76(base64.StdEncoding.EncodeToString([]byte(text + strings.Repeat(line, lines))))
+	return strings.Replace(s, templateText, enc, 1)
 }
 
 func wrap76(s string) string {
@@ -166,9 +173,10 @@ func mergeLoads(rs []loadResult) loadResult {
 }
 
 // closedLoop sends messages as fast as possible over sessions concurrent
-// SMTP sessions for d (after a short warm-up that opens the sessions),
-// each session waiting for one answer before sending the next message.
-func closedLoop(ctx context.Context, addr, from, rcpt string, sessions int, d time.Duration,
+// SMTP sessions, each a copy of proto, for d (after a short warm-up that
+// opens the sessions), each session waiting for one answer before sending
+// the next message.
+func closedLoop(ctx context.Context, proto sender, sessions int, d time.Duration,
 	msg func() []byte, keepIDs bool) loadResult {
 	var (
 		mu      sync.Mutex
@@ -181,7 +189,7 @@ func closedLoop(ctx context.Context, addr, from, rcpt string, sessions int, d ti
 	ready.Add(sessions)
 	for range sessions {
 		wg.Go(func() {
-			s := &sender{addr: addr, from: from, rcpt: rcpt}
+			s := &sender{addr: proto.addr, from: proto.from, rcpt: proto.rcpt, declareSize: proto.declareSize}
 			defer s.close()
 			// Warm-up: open the session with one message not counted.
 			s.send(msg())
