@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -87,31 +86,12 @@ func (tx *Tx) putJob(j *Job) error {
 	return nil
 }
 
-// encodeJob is j's record: its JSON, with the payload copied in as it is.
-// The payload is JSON its maker encoded (or read back from a record), and
-// json.Marshal would check and compact it again byte by byte: three
-// quarters of the cost of storing a notice's job, inside the transaction
-// every writer waits on. A payload that does not begin like a JSON value
-// goes through json.Marshal after all, and fails there; one that begins
-// like one but is not valid JSON is the caller's bug, stored as it is: the
-// record then reads back as KindUndecodable, or, spliced into valid JSON
-// with keys of its own, as a different job.
+// encodeJob is j's record: its JSON, with the payload copied in as it is
+// (see encodeSpliced).
 func encodeJob(j *Job) ([]byte, error) {
-	payload := j.Payload
-	if len(payload) == 0 || !strings.ContainsRune(`{["`, rune(payload[0])) {
-		return json.Marshal(j)
-	}
 	c := *j
 	c.Payload = nil
-	data, err := json.Marshal(&c)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(data)+len(`,"payload":`)+len(payload))
-	out = append(out, data[:len(data)-1]...) // without its closing brace
-	out = append(out, `,"payload":`...)
-	out = append(out, payload...)
-	return append(out, '}'), nil
+	return encodeSpliced(j, &c, "payload", j.Payload)
 }
 
 // Done removes j from its queue. It fails with ErrNotFound if j is no

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -649,48 +650,91 @@ func TestMessage_ChangedTwiceInOneUpdate(t *testing.T) {
 	}
 }
 
-// TestQueue_PayloadKeptAsIs: a job's payload is stored as its maker
-// encoded it, and reads back the same, whatever it holds; one that does
-// not even begin like JSON is refused rather than stored.
-func TestQueue_PayloadKeptAsIs(t *testing.T) {
-	db := openTestDB(t)
-	ctx := context.Background()
-	payloads := []string{
-		`{"uid":"e1","data":{"summary":"Tea \"and\" cake","n":[1, 2, 3]}}`,
+// TestRecords_RawKeptAsIs: the JSON a record carries from its maker (a
+// job's payload, an event's calendar, a message's sender decision) is
+// stored as it was encoded, and reads back the same, whatever it holds;
+// raw that does not even begin like JSON is refused rather than stored.
+func TestRecords_RawKeptAsIs(t *testing.T) {
+	raws := []string{
+		`{"uid":"e1","data":{"summary":"Tea \"and\" cake <b>","n":[1, 2, 3]}}`,
 		`["a", {"b": null}]`,
 		`"just a string"`,
 		``,
 	}
-	for _, p := range payloads {
-		err := db.Update(ctx, func(tx *Tx) error {
-			_, err := tx.Enqueue("send", &Job{Kind: "notify", Message: "7", Payload: json.RawMessage(p)}, t0)
+	kinds := []struct {
+		name  string
+		put   func(tx *Tx, i int, raw json.RawMessage) error
+		check func(t *testing.T, db *DB, i int) string // the raw read back
+	}{
+		{"job payload", func(tx *Tx, i int, raw json.RawMessage) error {
+			_, err := tx.Enqueue("send", &Job{Kind: "notify", Message: strconv.Itoa(i), Payload: raw}, t0)
 			return err
+		}, func(t *testing.T, db *DB, i int) string {
+			jobs, _, err := db.Due("send", t0.Add(time.Hour), 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				if j.Message == strconv.Itoa(i) {
+					if j.Kind != "notify" || j.Stage != "send" || !j.Due.Equal(t0) {
+						t.Errorf("job read back as %+v", j)
+					}
+					return string(j.Payload)
+				}
+			}
+			t.Fatalf("job %d not found", i)
+			return ""
+		}},
+		{"event calendar", func(tx *Tx, i int, raw json.RawMessage) error {
+			return tx.CreateEvent(&Event{UID: fmt.Sprintf("e%d", i), OrganizerEmail: "o@example.org", Created: t0, Summary: "S", Calendar: raw})
+		}, func(t *testing.T, db *DB, i int) string {
+			var e *Event
+			if err := db.View(func(tx *Tx) (err error) { e, err = tx.Event(fmt.Sprintf("e%d", i)); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if e.Summary != "S" || e.OrganizerEmail != "o@example.org" || !e.Created.Equal(t0) {
+				t.Errorf("event read back as %+v", e)
+			}
+			return string(e.Calendar)
+		}},
+		{"message auth", func(tx *Tx, i int, raw json.RawMessage) error {
+			m := &Message{MailFrom: "a@example.org", RcptTo: []string{"create@x"}, Received: t0}
+			if err := tx.PutMessage(m, []byte("raw")); err != nil {
+				return err
+			}
+			if m.ID != strconv.Itoa(i+1) {
+				return fmt.Errorf("message id %s, want %d", m.ID, i+1)
+			}
+			return tx.SetMessageAuth(m.ID, raw)
+		}, func(t *testing.T, db *DB, i int) string {
+			var m *Message
+			if err := db.View(func(tx *Tx) (err error) { m, err = tx.Message(strconv.Itoa(i + 1)); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if m.MailFrom != "a@example.org" || len(m.RcptTo) != 1 || m.Status != MessageQueued {
+				t.Errorf("message read back as %+v", m)
+			}
+			return string(m.Auth)
+		}},
+	}
+	ctx := context.Background()
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			db := openTestDB(t)
+			for i, raw := range raws {
+				if err := db.Update(ctx, func(tx *Tx) error { return k.put(tx, i, json.RawMessage(raw)) }); err != nil {
+					t.Fatalf("%q: %v", raw, err)
+				}
+			}
+			for i, raw := range raws {
+				if got := k.check(t, db, i); got != raw {
+					t.Errorf("%q read back as %q", raw, got)
+				}
+			}
+			err := db.Update(ctx, func(tx *Tx) error { return k.put(tx, len(raws), json.RawMessage(`nope`)) })
+			if err == nil {
+				t.Error("raw that is not JSON was stored")
+			}
 		})
-		if err != nil {
-			t.Fatalf("enqueue %q: %v", p, err)
-		}
-	}
-	err := db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.Enqueue("send", &Job{Kind: "notify", Payload: json.RawMessage(`nope`)}, t0)
-		return err
-	})
-	if err == nil {
-		t.Fatal("a payload that is not JSON was stored")
-	}
-	jobs, _, err := db.Due("send", t0.Add(time.Hour), 10, nil)
-	if err != nil || len(jobs) != len(payloads) {
-		t.Fatalf("%d jobs, %v; want %d", len(jobs), err, len(payloads))
-	}
-	got := map[string]bool{}
-	for _, j := range jobs {
-		if j.Kind != "notify" || j.Message != "7" || j.Stage != "send" || !j.Due.Equal(t0) {
-			t.Errorf("job read back as %+v", j)
-		}
-		got[string(j.Payload)] = true
-	}
-	for _, p := range payloads {
-		if !got[p] {
-			t.Errorf("payload %q did not read back as it was; read %v", p, got)
-		}
 	}
 }
