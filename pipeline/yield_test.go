@@ -184,7 +184,12 @@ func TestSends_YieldOnePerSlot(t *testing.T) {
 		if n > 1 {
 			r.clock.advance(burstSlot)
 		}
-		r.h.eventually(fmt.Sprint(n, " sends started"), func() bool { held, _ := r.gate.counts(); return held >= n })
+		// The scheduler counts a send in flight just after it starts it:
+		// wait for both the relay and the count.
+		r.h.eventually(fmt.Sprint(n, " sends started"), func() bool {
+			held, _ := r.gate.counts()
+			return held >= n && send.busy.Load() >= int64(n)
+		})
 		if b := send.busy.Load(); b != int64(n) {
 			t.Fatalf("%d sends in flight in slot %d while yielding, want %d", b, n, n)
 		}
