@@ -53,14 +53,15 @@ const maxBulkCachedRows = 200000
 
 // bulkRows reads the CSV of job b: kept from an earlier batch, or from its
 // stored message.
-func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error) {
+func (p *Pipeline) bulkRows(ctx context.Context, message string, b *bulkJob) ([]invitecsv.Row, error) {
 	k := calKey{message, b.Part}
 	if f, ok := p.bulk.Get(k); ok {
 		b.Filename = f.filename
 		return f.rows, nil
 	}
-	var raw []byte
-	if err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(message); return err }); err != nil {
+	_, raw, held, err := p.readRaw(ctx, message)
+	defer p.cfg.Memory.Release(held)
+	if err != nil {
 		return nil, err
 	}
 	msg, err := itip.ReadMessage(bytes.NewReader(raw), p.cfg.MIME)
@@ -81,7 +82,7 @@ func (p *Pipeline) bulkRows(message string, b *bulkJob) ([]invitecsv.Row, error)
 }
 
 // verifyBulk checks who sent a bulk CSV and whether they may.
-func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
+func (p *Pipeline) verifyBulk(ctx context.Context, j *store.Job, b *bulkJob) error {
 	var org *store.Organizer
 	err := p.db.View(func(tx *store.Tx) (err error) {
 		org, err = tx.Organizer(strings.ToLower(b.From.Email))
@@ -104,7 +105,7 @@ func (p *Pipeline) verifyBulk(j *store.Job, b *bulkJob) error {
 	case !org.BulkAuthorized:
 		err = reject("%s is not authorized to send bulk invites; ask the administrator", org.Email)
 	default:
-		if rows, err = p.bulkRows(j.Message, b); err == nil && len(rows) == 0 {
+		if rows, err = p.bulkRows(ctx, j.Message, b); err == nil && len(rows) == 0 {
 			err = reject("%s has no rows", b.Filename)
 		}
 	}
@@ -143,7 +144,7 @@ func (p *Pipeline) createBulk(ctx context.Context, j *store.Job) (outcome, error
 	if err != nil {
 		return outcome{}, err
 	}
-	rows, err := p.bulkRows(j.Message, b)
+	rows, err := p.bulkRows(ctx, j.Message, b)
 	if err != nil {
 		return outcome{}, err
 	}

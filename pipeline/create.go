@@ -32,7 +32,7 @@ func (p *Pipeline) create(ctx context.Context, j *store.Job) (outcome, error) {
 	default:
 		return outcome{}, reject("unknown job kind %q", j.Kind)
 	}
-	c, err := p.command(j)
+	c, err := p.command(ctx, j)
 	if err != nil {
 		return outcome{}, err
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -35,7 +36,7 @@ const maxHandoffBytes = 16 << 20
 // calendar: kept in memory by the stage before (run straight after it), in
 // the job itself (jobs queued before the hand-off existed), handed off
 // when the job was queued, or read again from the message.
-func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
+func (p *Pipeline) command(ctx context.Context, j *store.Job) (*commandJob, error) {
 	if c, ok := j.Carry.(*commandJob); ok {
 		cp := *c // the stage may change its copy; the calendar is only read
 		return &cp, nil
@@ -47,7 +48,7 @@ func (p *Pipeline) command(j *store.Job) (*commandJob, error) {
 	k := calKey{j.Message, c.Part}
 	b, ok := p.handoff.Get(k)
 	if !ok {
-		if b, err = p.rereadCalendar(k); err != nil {
+		if b, err = p.rereadCalendar(ctx, k); err != nil {
 			return nil, err
 		}
 		if calendarSum(b) != c.Sum {
@@ -92,10 +93,10 @@ func calendarSum(b []byte) string {
 }
 
 // rereadCalendar reads calendar k.part of message k.message again, as
-// parse did.
-func (p *Pipeline) rereadCalendar(k calKey) ([]byte, error) {
-	var raw []byte
-	err := p.db.View(func(tx *store.Tx) (err error) { raw, err = tx.Raw(k.message); return err })
+// parse did, with the memory that takes (see readRaw).
+func (p *Pipeline) rereadCalendar(ctx context.Context, k calKey) ([]byte, error) {
+	_, raw, held, err := p.readRaw(ctx, k.message)
+	defer p.cfg.Memory.Release(held)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, reject("message %s is gone", k.message)
 	} else if err != nil {

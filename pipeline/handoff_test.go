@@ -165,7 +165,7 @@ func TestHandoff_CalendarCarried(t *testing.T) {
 	h.p.handoff.Delete(calKey{id, 0})
 	j := *o.next[0]
 	j.Message = "no-such-message"
-	got, err := h.p.command(&j)
+	got, err := h.p.command(context.Background(), &j)
 	if err != nil || got.Calendar != vc.Calendar || got == vc || !reflect.DeepEqual(*got, *vc) {
 		t.Fatalf("create's command: %v, %v; want a copy of the one verify kept", got, err)
 	}
@@ -173,7 +173,7 @@ func TestHandoff_CalendarCarried(t *testing.T) {
 		t.Error("a change to create's command reached the one verify kept")
 	}
 	j.Carry, j.Payload = nil, jobs[0].Payload
-	if _, err := h.p.command(&j); err == nil {
+	if _, err := h.p.command(context.Background(), &j); err == nil {
 		t.Fatal("without the command kept in memory, a job whose message is gone still read")
 	}
 }

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/internal/smtptest"
@@ -12,46 +14,96 @@ import (
 )
 
 // A large message is read only with memory from the budget it shares
-// with the SMTP listener: while the budget is all taken, its parse waits,
-// and it goes once memory is given back. Both ways a message reaches
-// parse wait: kept from Accept (up to maxFreshMessage) and read from the
-// store.
+// with the SMTP listener: while the budget is all taken, its parse is put
+// off (not counted as an attempt) and the worker takes other jobs, so a
+// small message goes meanwhile; the large ones go once memory is given
+// back. Both ways a message reaches parse are covered: kept from Accept
+// (up to maxFreshMessage) and read from the store.
 func TestParse_WaitsForMemory(t *testing.T) {
 	mem := membudget.New(4 << 20)
-	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Memory = mem })
+	h := newHarness(t, smtptest.Options{}, func(c *Config) {
+		c.Memory = mem
+		c.Workers = map[string]int{StageParse: 1}
+	})
 	held, _ := mem.Acquire(context.Background(), 4<<20)
 
-	var ids []string
-	for i, size := range []int{100 << 10, maxFreshMessage + 50<<10} {
-		ics := setProp(testdata(t, weekly), "UID", strings.Repeat("u", i+1)+"@example.org")
+	var large []string
+	request := func(i, size int) []byte {
+		ics := setProp(testdata(t, weekly), "UID", fmt.Sprintf("%d-%s@example.org", i, strings.Repeat("u", 8)))
 		ics = setProp(ics, "DESCRIPTION", folded(strings.Repeat("long agenda ", size/12)))
-		cal, err := itip.ParseCalendar(strings.NewReader(ics))
-		if err != nil {
-			t.Fatal(err)
-		}
-		org := cal.Events[0].Organizer.Email
-		raw := wrap(org, "REQUEST", ics)
+		return wrap(organizerOf(t, ics), "REQUEST", ics)
+	}
+	for i, size := range []int{100 << 10, maxFreshMessage + 50<<10} {
+		raw := request(i, size)
 		if readWeight(len(raw)) == 0 {
 			t.Fatalf("a %d-byte message takes no memory", len(raw))
 		}
-		ids = append(ids, h.accept(org, "create@"+domain, raw))
+		large = append(large, h.accept(organizerOf(t, string(raw)), "create@"+domain, raw))
 	}
-	h.eventually("both parses waiting for memory", func() bool { return mem.Stats().Waiting == 2 })
-	for _, id := range ids {
+	small := request(2, 100)
+	if m := h.outcome(h.accept(organizerOf(t, string(small)), "create@"+domain, small)); m.Status != store.MessageProcessed {
+		t.Fatalf("the small message: %s %+v", m.Status, m.Notes)
+	}
+	h.eventually("the large messages put off", func() bool { return mem.Stats().Refused >= 2 })
+	for _, id := range large {
 		var m *store.Message
 		h.db.View(func(tx *store.Tx) (err error) { m, err = tx.Message(id); return err })
 		if m.Status != store.MessageQueued {
 			t.Fatalf("message %s is %s while no memory is free", id, m.Status)
 		}
 	}
+	jobs, _, err := h.db.Due(StageParse, time.Now().Add(time.Hour), 10, nil)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("%d parse jobs queued, %v; want the 2 large messages'", len(jobs), err)
+	}
+	for _, j := range jobs {
+		if j.Attempts != 0 || j.LastError != "" {
+			t.Errorf("waiting for memory counted as a failure: %+v", j)
+		}
+	}
 
 	mem.Release(held)
-	for _, id := range ids {
+	for _, id := range large {
 		if m := h.outcome(id); m.Status != store.MessageProcessed {
 			t.Errorf("message %s: %s %+v", id, m.Status, m.Notes)
 		}
 	}
 	h.eventually("memory given back", func() bool { return mem.Stats().Held == 0 })
+}
+
+// readRaw, which reads a message again after a restart (its calendar, its
+// CSV), takes memory for a large one too, and puts its job off while there
+// is none.
+func TestReadRaw_TakesMemory(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Memory = mem })
+	h.stop() // nothing parses: the test reads
+	big := []byte("From: a@example.org\r\n\r\n" + strings.Repeat("x", 100<<10))
+	id := h.accept("a@example.org", "create@"+domain, big)
+	held, _ := mem.Acquire(context.Background(), 1<<20)
+	_, raw, got, err := h.p.readRaw(context.Background(), id)
+	if _, ok := isDeferral(err); !ok || got != 0 || raw != nil {
+		t.Fatalf("readRaw with no memory free: %d bytes, took %d, %v; want a deferral", len(raw), got, err)
+	}
+	mem.Release(held)
+	_, raw, got, err = h.p.readRaw(context.Background(), id)
+	if err != nil || got != readWeight(len(raw)) || !strings.HasSuffix(string(raw), string(big)) {
+		t.Fatalf("readRaw: %d bytes, took %d, %v", len(raw), got, err)
+	}
+	mem.Release(got)
+}
+
+// organizerOf is the ORGANIZER of ics.
+func organizerOf(t *testing.T, ics string) string {
+	t.Helper()
+	if i := strings.Index(ics, "BEGIN:VCALENDAR"); i > 0 {
+		ics = ics[i:]
+	}
+	cal, err := itip.ParseCalendar(strings.NewReader(ics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cal.Events[0].Organizer.Email
 }
 
 // folded is s folded into iCalendar content lines.

@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/itip"
 	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
@@ -19,9 +18,18 @@ import (
 // parse decides who sent an inbound message, reads it, and queues one
 // verify job per calendar (or CSV) for each of our mailboxes it was sent
 // to. The sender decision is recorded on the message whatever happens.
-func (p *Pipeline) parse(ctx context.Context, j *store.Job) (outcome, error) {
+//
+// Memory taken to read a large message is held until what parse and the
+// stages run ahead of it made of it is written (outcome.memory).
+func (p *Pipeline) parse(ctx context.Context, j *store.Job) (o outcome, err error) {
 	m, raw, verdict, held, err := p.readInbound(ctx, j)
-	defer p.cfg.Memory.Release(held)
+	defer func() {
+		if err != nil {
+			p.cfg.Memory.Release(held)
+		} else {
+			o.memory = held
+		}
+	}()
 	if err != nil {
 		return outcome{}, err
 	}
@@ -75,10 +83,8 @@ func (p *Pipeline) sentTo(m *store.Message, box Mailbox) bool {
 	return false
 }
 
-// readInbound loads a message and decides about its sender. A large
-// message is read only once the memory budget has room for it (see
-// readWeight); readInbound returns what it took, for the caller to give
-// back once done with the message.
+// readInbound loads a message and decides about its sender. It returns
+// the memory it took to read a large one (see readRaw).
 func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Message, _ []byte, _ senderauth.Verdict, held int64, err error) {
 	var (
 		m   *store.Message
@@ -86,26 +92,9 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Mess
 	)
 	if a, ok := p.fresh.Take(j.Message); ok {
 		m, raw = a.m, a.raw
-		held, err = p.cfg.Memory.Acquire(ctx, readWeight(m.Size))
+		held, err = p.takeMemory(ctx, m.Size)
 	} else {
-		read := func(tx *store.Tx) (err error) {
-			if m == nil {
-				if m, err = tx.Message(j.Message); err != nil {
-					return err
-				}
-				if readWeight(m.Size) > 0 && p.cfg.Memory != nil {
-					return errTakeMemory
-				}
-			}
-			raw, err = tx.Raw(j.Message)
-			return err
-		}
-		err = p.db.View(read)
-		if errors.Is(err, errTakeMemory) {
-			if held, err = p.cfg.Memory.Acquire(ctx, readWeight(m.Size)); err == nil {
-				err = p.db.View(read)
-			}
-		}
+		m, raw, held, err = p.readRaw(ctx, j.Message)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, senderauth.Verdict{}, held, reject("message %s is gone", j.Message)
@@ -121,21 +110,6 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Mess
 		ip = net.ParseIP(host)
 	}
 	return m, raw, p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom), held, nil
-}
-
-// errTakeMemory stops readInbound's first look at a large message: its
-// raw bytes are read once the memory budget has room for them.
-var errTakeMemory = errors.New("pipeline: take memory first")
-
-// readWeight is what reading a message of size bytes takes from the
-// memory budget: the message, and about as much again twice over while
-// its MIME parts are decoded and its calendars parsed. A message under
-// membudget.Small takes nothing.
-func readWeight(size int) int64 {
-	if size <= membudget.Small {
-		return 0
-	}
-	return 3 * int64(size)
 }
 
 // route reads the message and returns a verify job for each of its

@@ -247,6 +247,9 @@ type outcome struct {
 	// more: apply queues a later job of the same stage for the message
 	// (the next batch of a bulk file), which has not left the stage yet.
 	more bool
+	// memory is what the stage took from Config.Memory, given back once
+	// the outcome is written (or not).
+	memory int64
 }
 
 // only is a stage whose jobs pass nothing on but through what they write.
@@ -472,6 +475,7 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if err != nil {
 			return err
 		}
+		defer p.cfg.Memory.Release(o.memory)
 		var next []*ranAhead
 		if p.unchained {
 			next = queued(o.to, o.next)

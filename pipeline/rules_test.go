@@ -493,20 +493,20 @@ func TestBulk_RowsKeptOrReadAgain(t *testing.T) {
 	file := "ev1,ann@example.com,Ann\r\nev1,bob@example.com,Bob\r\n"
 	id := h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte(file)))
 	b := &bulkJob{Part: 0}
-	rows, err := h.p.bulkRows(id, b)
+	rows, err := h.p.bulkRows(context.Background(), id, b)
 	if err != nil || len(rows) != 2 || b.Filename != "guests.csv" {
 		t.Fatalf("first read: %d rows, %q, %v", len(rows), b.Filename, err)
 	}
 	if h.p.bulk.Len() != 1 {
 		t.Fatal("rows not kept for the next batch")
 	}
-	kept, err := h.p.bulkRows(id, &bulkJob{Part: 0})
+	kept, err := h.p.bulkRows(context.Background(), id, &bulkJob{Part: 0})
 	if err != nil || &kept[0] != &rows[0] {
 		t.Fatalf("second read did not use the kept rows: %v", err)
 	}
 	h.p.bulk.Delete(calKey{id, 0}) // what a restart leaves
 	b = &bulkJob{Part: 0}
-	again, err := h.p.bulkRows(id, b)
+	again, err := h.p.bulkRows(context.Background(), id, b)
 	if err != nil || len(again) != 2 || again[1].Email != "bob@example.com" || b.Filename != "guests.csv" {
 		t.Fatalf("read again: %+v, %q, %v", again, b.Filename, err)
 	}
@@ -530,7 +530,7 @@ func TestBulk_RowsForgotten(t *testing.T) {
 
 	h.stop()
 	id := h.accept(organizerAddr, "bulk@"+domain, bulkMail(organizerAddr, "guests.csv", []byte("ev1,ann@example.com,Ann\r\n")))
-	if _, err := h.p.bulkRows(id, &bulkJob{Part: 0}); err != nil || h.p.bulk.Len() != 1 {
+	if _, err := h.p.bulkRows(context.Background(), id, &bulkJob{Part: 0}); err != nil || h.p.bulk.Len() != 1 {
 		t.Fatalf("rows not kept: %v", err)
 	}
 	j, err := newJob(kindBulk, id, bulkJob{Part: 0})

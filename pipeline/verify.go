@@ -17,7 +17,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 	var next any
 	switch j.Kind {
 	case kindRequest, kindCancel:
-		c, err := p.command(j)
+		c, err := p.command(ctx, j)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -26,7 +26,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 		}
 		next = c
 	case kindReply:
-		c, err := p.command(j)
+		c, err := p.command(ctx, j)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -39,7 +39,7 @@ func (p *Pipeline) verify(ctx context.Context, j *store.Job) (outcome, error) {
 		if err != nil {
 			return outcome{}, err
 		}
-		if err := p.verifyBulk(j, b); err != nil {
+		if err := p.verifyBulk(ctx, j, b); err != nil {
 			return outcome{}, err
 		}
 		next = b

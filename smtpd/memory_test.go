@@ -62,14 +62,14 @@ func storedWhole(t *testing.T, db *store.DB, id, body string) {
 	}
 }
 
-// A message over membudget.Small bytes is read only with memory from the
-// budget: one that finds none free for AcceptTimeout is answered 451
-// 4.3.1 (its sender retries) and nothing of it is stored, whether its
-// size was declared (it is then refused before its data is read) or not.
-// Small messages still go, and the large one goes once memory is free.
+// A message over membudget.Small bytes is read past them only with memory
+// from the budget: one that finds none free for MemoryWait is answered
+// 451 4.3.1 (its sender retries) and nothing of it is stored, whether its
+// size was declared or not. Smaller messages still go, however close to
+// the bound, and the large one goes once memory is free.
 func TestData_MemoryBudget(t *testing.T) {
 	mem := membudget.New(1 << 20)
-	addr, db := serve(t, smtpd.Config{Memory: mem, AcceptTimeout: 200 * time.Millisecond}, 0)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryWait: 200 * time.Millisecond}, 0)
 	c := dial(t, addr)
 	held, _ := mem.Acquire(context.Background(), 1<<20)
 	big := largeBody("b", 200<<10)
@@ -79,13 +79,21 @@ func TestData_MemoryBudget(t *testing.T) {
 			t.Errorf("a %d-byte message (SIZE=%d) with no memory free: %v, want 451 4.3.1", len(big), size, err)
 		}
 	}
-	if id, err := sendSized(c, msg, 0); err != nil {
-		t.Errorf("a small message with no memory free: %v", err)
-	} else {
-		storedWhole(t, db, id, msg)
+	small := []string{msg}
+	for _, size := range []int{20 << 10, 40 << 10, 60 << 10, membudget.Small - 200} {
+		small = append(small, largeBody("s", size))
 	}
-	if n := db.QueueLen(pipeline.StageParse); n != 1 {
-		t.Errorf("%d messages queued, want the small one only", n)
+	for _, body := range small {
+		for _, size := range []int64{0, int64(len(body))} {
+			if id, err := sendSized(c, body, size); err != nil {
+				t.Errorf("a %d-byte message (SIZE=%d) with no memory free: %v", len(body), size, err)
+			} else {
+				storedWhole(t, db, id, body)
+			}
+		}
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != int64(2*len(small)) {
+		t.Errorf("%d messages queued, want the %d small ones only", n, 2*len(small))
 	}
 	if s := mem.Stats(); s.Refused != 2 {
 		t.Errorf("budget stats %+v, want 2 refused", s)
@@ -189,4 +197,80 @@ func TestLimits_ConnectionsInAll(t *testing.T) {
 	}
 	c1.Close()
 	eventuallyDial(t, addr)
+}
+
+// A message that outgrows the size it declared goes on only if the budget
+// has the more it needs free at once; else it is answered 451 4.3.1, and
+// the refusal is counted.
+func TestData_MemoryBudgetUndersized(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem}, 0)
+	c := dial(t, addr)
+	body := largeBody("u", 300<<10)
+	held, _ := mem.Acquire(context.Background(), 512<<10)
+	_, err := sendSized(c, body, 100<<10)
+	if code(err) != 451 || enhanced(err) != (smtp.EnhancedCode{4, 3, 1}) {
+		t.Errorf("a %d-byte message that said SIZE=%d, with too little memory free: %v, want 451 4.3.1", len(body), 100<<10, err)
+	}
+	if s := mem.Stats(); s.Refused != 1 || s.Held != 512<<10 {
+		t.Errorf("budget stats %+v, want 1 refused and only the test's memory held", s)
+	}
+	mem.Release(held)
+	id, err := sendSized(c, body, 100<<10)
+	if err != nil {
+		t.Fatalf("the same with the memory free: %v", err)
+	}
+	storedWhole(t, db, id, body)
+}
+
+// A client that stops sending a message while it holds memory loses it
+// once it falls MemoryStall behind minRate: it is answered 451 4.4.2 and
+// the memory is given back, nothing stored.
+func TestData_MemoryStall(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryStall: 100 * time.Millisecond}, 0)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send("EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=300000\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n")
+	c.replies(4)
+	c.send(largeBody("t", 80<<10)) // past membudget.Small, then nothing
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "451 4.4.2") {
+		t.Errorf("a stalled large message got %q, %v; want 451 4.4.2", line, err)
+	}
+	if s := mem.Stats(); s.Held != 0 || s.Peak == 0 {
+		t.Errorf("budget stats %+v: want memory taken, then given back", s)
+	}
+	if n := db.QueueLen(pipeline.StageParse); n != 0 {
+		t.Errorf("%d messages queued", n)
+	}
+}
+
+// A client slower than the network but faster than minRate keeps its
+// memory to the end: each read's deadline allows for the bytes before it.
+func TestData_MemorySlowClientGoes(t *testing.T) {
+	mem := membudget.New(4 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryStall: 100 * time.Millisecond}, 0)
+	body := largeBody("w", 160<<10)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send(fmt.Sprintf("EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=%d\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n", len(body)))
+	c.replies(4)
+	// 8 KiB every 20 ms, 400 KiB a second: past membudget.Small, twice
+	// MemoryStall in all.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for rest := body; rest != ""; <-tick.C {
+		n := min(len(rest), 8<<10)
+		c.send(rest[:n])
+		rest = rest[n:]
+	}
+	c.send(".\r\n")
+	line, err := c.r.ReadString('\n')
+	_, id, ok := strings.Cut(strings.TrimSpace(line), "queued as ")
+	if err != nil || !strings.HasPrefix(line, "250 ") || !ok {
+		t.Fatalf("a message sent at 400 KiB/s got %q, %v", line, err)
+	}
+	storedWhole(t, db, id, body)
 }

@@ -70,11 +70,13 @@ type Config struct {
 	MaxHeaderBytes     int
 	// TLS, when set, enables STARTTLS.
 	TLS *tls.Config
-	// Memory, when set, is taken from by a message of more than
-	// membudget.Small bytes before it is read (see budgetReader): for its
-	// buffer, and the copy the queue commits. A message that waits
-	// AcceptTimeout for memory is answered 451, and its sender retries.
-	Memory *membudget.Budget
+	// Memory, when set, is taken from by a message once it passes
+	// membudget.Small bytes, for the rest of it (see messageReader). One
+	// that waits MemoryWait (default AcceptTimeout) for memory, or while
+	// holding some falls MemoryStall (default 30s) behind 16 KiB a second,
+	// is answered 451, and its sender retries.
+	Memory                  *membudget.Budget
+	MemoryWait, MemoryStall time.Duration
 	// CheckSPF, when set, is asked at DATA whether ip may send for
 	// mailFrom (HELO helo), within AcceptTimeout of its own; its answer
 	// (senderauth.Checker.SPFAtData) is stored with the envelope.
@@ -118,6 +120,12 @@ func New(cfg Config, q Queue, log *slog.Logger) (*Server, error) {
 	if cfg.AcceptTimeout <= 0 {
 		cfg.AcceptTimeout = 30 * time.Second
 	}
+	if cfg.MemoryWait <= 0 {
+		cfg.MemoryWait = cfg.AcceptTimeout
+	}
+	if cfg.MemoryStall <= 0 {
+		cfg.MemoryStall = 30 * time.Second
+	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 200
 	}
@@ -148,7 +156,10 @@ var _ smtp.Backend = (*Server)(nil)
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(&limitListener{Listener: ln, max: s.cfg.MaxConns, perIP: s.cfg.MaxConnsPerIP, log: s.log, conns: &s.open})
+	err := s.smtp.Serve(&limitListener{Listener: ln,
+		all:   connLimit{"connections", s.cfg.MaxConns, "421 4.3.2 Too many connections, try again later\r\n"},
+		perIP: connLimit{"connections per address", s.cfg.MaxConnsPerIP, "421 4.7.0 Too many connections from your address, try again later\r\n"},
+		log:   s.log, conns: &s.open})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -288,7 +299,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	conn := s.conn.Conn()
-	conn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
+	deadline := time.Now().Add(s.srv.cfg.DataTimeout)
+	conn.SetReadDeadline(deadline)
 	_, isTLS := s.conn.TLSConnectionState()
 	env := Envelope{
 		Remote:   s.remote,
@@ -303,21 +315,15 @@ func (s *session) Data(r io.Reader) error {
 	defer putBuffer(buf)
 	buf.Write(s.received(env))
 	trace := buf.Len()
-	// A buffer doubles as it grows: one read to the end may be twice as
-	// large as the message. That of a message whose client declared its
-	// size (SIZE, as MTAs do) is made that size at once, with some room.
-	br := &budgetReader{r: r, b: s.srv.cfg.Memory, first: 3 * s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.AcceptTimeout, ctx: s.ctx}
-	defer br.release()
-	if room := s.size + s.size/16 + 4<<10; s.size > membudget.Small && s.size <= s.srv.cfg.MaxMessageBytes {
-		if err := br.take(2 * room); err != nil {
-			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "size", s.size)
-			return err
-		}
-		buf.Grow(int(room))
-	}
-	if _, err := buf.ReadFrom(br); err != nil {
-		if errors.Is(err, errNoMemory) {
-			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "read", br.n)
+	mr := &messageReader{r: r, conn: conn, deadline: deadline, b: s.srv.cfg.Memory, declared: s.size,
+		largest: s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.MemoryWait, stall: s.srv.cfg.MemoryStall, ctx: s.ctx}
+	defer mr.release()
+	if err := mr.readInto(buf); err != nil {
+		switch {
+		case errors.Is(err, errNoMemory):
+			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "size", s.size, "read", mr.n)
+		case errors.Is(err, errTooSlow):
+			s.log.Warn("limit: a large message arriving too slowly: dropped", "from", s.from, "read", mr.n)
 		}
 		return toSMTP(err)
 	}
@@ -365,63 +371,6 @@ func putBuffer(b *bytes.Buffer) {
 	}
 }
 
-// budgetReader takes from a memory budget what reading a large message
-// holds: the buffer it is read into, and the copy the queue commits. It
-// takes it in one go, the first time the message passes membudget.Small
-// bytes, for the largest message allowed (or, through take, before the
-// message is read, for the size its client declared): taken bit by bit,
-// messages could each hold part of the budget and wait for more that only
-// the others could give back. A message that needs more than it took is
-// read on only if the budget has the more free at once.
-type budgetReader struct {
-	r     io.Reader
-	b     *membudget.Budget
-	first int64 // what to take at the first large read
-	wait  time.Duration
-	ctx   context.Context
-	n     int64 // bytes read
-	held  int64
-}
-
-// take waits up to br.wait for n bytes of the budget.
-func (br *budgetReader) take(n int64) error {
-	ctx, cancel := context.WithTimeout(br.ctx, br.wait)
-	defer cancel()
-	got, err := br.b.Acquire(ctx, n)
-	if err != nil {
-		return errNoMemory
-	}
-	br.held += got
-	return nil
-}
-
-func (br *budgetReader) Read(p []byte) (int, error) {
-	// The buffer's capacity is what has been read plus the room being read
-	// into; the copy committed is what has been read.
-	if need := 2*br.n + int64(len(p)); br.b != nil && need > membudget.Small && need > br.held && br.held < br.b.Max() {
-		if br.held == 0 {
-			if err := br.take(max(need, br.first)); err != nil {
-				return 0, err
-			}
-		} else {
-			got, ok := br.b.TryAcquire(min(need, br.b.Max()) - br.held)
-			if !ok {
-				return 0, errNoMemory
-			}
-			br.held += got
-		}
-	}
-	n, err := br.r.Read(p)
-	br.n += int64(n)
-	return n, err
-}
-
-// release gives back what the reader took.
-func (br *budgetReader) release() {
-	br.b.Release(br.held)
-	br.held = 0
-}
-
 // received is the trace header we prepend (RFC 5321 section 4.4).
 func (s *session) received(env Envelope) []byte {
 	helo := strings.Map(func(r rune) rune {
@@ -460,6 +409,7 @@ var (
 	errHeaderTooLarge  = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message header too large"}
 	errBusy            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too much mail queued here, try again later"}
 	errNoMemory        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Too much large mail being received here, try again later"}
+	errTooSlow         = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message arriving too slowly, try again later"}
 	errRelay           = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied: this server only accepts mail for its own domain"}
 	errNoMailbox       = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
 	errBadAddress      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
@@ -485,7 +435,7 @@ func toSMTP(err error) error {
 // server or perIP open from one address, and records the others in conns.
 type limitListener struct {
 	net.Listener
-	max, perIP int
+	all, perIP connLimit
 	log        *slog.Logger
 	conns      *openConns
 }
@@ -498,16 +448,24 @@ type openConns struct {
 	perIP map[string]int
 }
 
-// add records c, from ip, unless max are open already, or perIP from ip;
-// it then says which limit c is past.
-func (o *openConns) add(c net.Conn, ip string, max, perIP int) (*countedConn, string) {
+// connLimit is a limit on open connections, and what a connection past
+// it is told.
+type connLimit struct {
+	name  string
+	n     int
+	reply string
+}
+
+// add records c, from ip, unless all.n are open already, or perIP.n from
+// ip; it then returns the limit c is past.
+func (o *openConns) add(c net.Conn, ip string, all, perIP *connLimit) (*countedConn, *connLimit) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.conns) >= max {
-		return nil, "connections"
+	if len(o.conns) >= all.n {
+		return nil, all
 	}
-	if o.perIP[ip] >= perIP {
-		return nil, "connections per address"
+	if o.perIP[ip] >= perIP.n {
+		return nil, perIP
 	}
 	if o.conns == nil {
 		o.conns, o.perIP = map[*countedConn]struct{}{}, map[string]int{}
@@ -515,7 +473,7 @@ func (o *openConns) add(c net.Conn, ip string, max, perIP int) (*countedConn, st
 	cc := &countedConn{Conn: &replyConn{Conn: c}, open: o, ip: ip}
 	o.conns[cc] = struct{}{}
 	o.perIP[ip]++
-	return cc, ""
+	return cc, nil
 }
 
 func (o *openConns) remove(c *countedConn) {
@@ -555,18 +513,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
-		cc, past := l.conns.add(c, ip, l.max, l.perIP)
+		cc, past := l.conns.add(c, ip, &l.all, &l.perIP)
 		if cc != nil {
 			return cc, nil
 		}
-		reply := "421 4.7.0 Too many connections from your address, try again later\r\n"
-		limit := l.perIP
-		if past == "connections" {
-			reply, limit = "421 4.3.2 Too many connections, try again later\r\n", l.max
-		}
-		l.log.Warn("limit: "+past, "remote", ip, "limit", limit)
+		l.log.Warn("limit: "+past.name, "remote", ip, "limit", past.n)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c, reply)
+		io.WriteString(c, past.reply)
 		c.Close()
 	}
 }

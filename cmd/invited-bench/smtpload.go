@@ -189,7 +189,7 @@ func closedLoop(ctx context.Context, proto sender, sessions int, d time.Duration
 	ready.Add(sessions)
 	for range sessions {
 		wg.Go(func() {
-			s := &sender{addr: proto.addr, from: proto.from, rcpt: proto.rcpt, declareSize: proto.declareSize}
+			s := proto
 			defer s.close()
 			// Warm-up: open the session with one message not counted.
 			s.send(msg())

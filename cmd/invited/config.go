@@ -182,6 +182,9 @@ func (c *Config) Validate() error {
 	if c.MaxMessageBytes < 1024 || c.MaxRecipients < 1 || c.MaxInbound < 1 || c.MaxAttempts < 1 || c.SendWorkers < 1 || c.RelayConns < 1 {
 		errs = append(errs, errors.New("limits must be positive (max-message-bytes at least 1024)"))
 	}
+	if c.MaxMessageMemory < 0 {
+		errs = append(errs, errors.New("max-message-memory: 0 (no limit) or more"))
+	}
 	return errors.Join(errs...)
 }
 

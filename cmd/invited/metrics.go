@@ -41,7 +41,7 @@ var (
 	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
 	descMemory    = prometheus.NewDesc("invited_message_memory_bytes", "Memory budget for messages over 64 KiB being received and read (--max-message-memory): its size, what is held now, and the most held at once since start.", []string{"what"}, nil)
 	descMemWait   = prometheus.NewDesc("invited_message_memory_waiting", "Messages over 64 KiB waiting for the memory budget now.", nil, nil)
-	descMemRefuse = prometheus.NewDesc("invited_message_memory_refused_total", "Waits for the memory budget given up since start: SMTP answered 451 and the sender retries (or a parse job was cancelled at shutdown).", nil, nil)
+	descMemRefuse = prometheus.NewDesc("invited_message_memory_refused_total", "Large messages refused memory since start: SMTP answered 451 (the sender retries), or a stage put its job off for a moment.", nil, nil)
 	descCounts    = prometheus.NewDesc("invited_system_count", "The store's system counters (what GET /system/statistics reports).", []string{"what"}, nil)
 )
 

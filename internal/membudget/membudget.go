@@ -1,8 +1,9 @@
 // Package membudget bounds the memory that large inbound messages take
 // while they are received and read. The SMTP listener takes from the
-// budget as a message's buffer grows, the parse stage before it reads a
-// large message; both give it back when done. A message under Small bytes
-// takes nothing: the listener's connection limit bounds those.
+// budget once a message passes Small bytes, for the rest of it; the
+// pipeline before it reads a large message again; both give it back when
+// done. A message under Small bytes takes nothing: the listener's
+// connection limit bounds those.
 package membudget
 
 import (
@@ -57,13 +58,14 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (int64, error) {
 }
 
 // TryAcquire is Acquire without the wait: it takes n bytes (at most the
-// whole budget) only if they are free now.
+// whole budget) only if they are free now and nobody waits.
 func (b *Budget) TryAcquire(n int64) (int64, bool) {
 	if b == nil || n <= 0 {
 		return 0, true
 	}
 	n = min(n, b.max)
 	if !b.sem.TryAcquire(n) {
+		b.refused.Add(1)
 		return 0, false
 	}
 	b.took(n)
@@ -97,8 +99,9 @@ func (b *Budget) Release(n int64) {
 // Stats is what a Budget reports.
 type Stats struct {
 	Max, Held, Peak int64
-	// Waiting is how many wait for bytes now; Refused how many gave up
-	// waiting (their context ended) since the start.
+	// Waiting is how many wait for bytes now; Refused how many were
+	// refused since the start: their wait ended, or TryAcquire found too
+	// little free.
 	Waiting int64
 	Refused uint64
 }

@@ -1,0 +1,116 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/invited/invited/internal/membudget"
+)
+
+// minRate is how fast, at the least, a message holding memory must keep
+// arriving, after MemoryStall's grace.
+const minRate = 16 << 10 // bytes a second
+
+// readChunk is the most one read past membudget.Small asks for: a second's
+// worth at minRate.
+const readChunk = minRate
+
+// messageReader reads a message's DATA into a buffer. The first
+// membudget.Small bytes it reads as they come (the connection limit bounds
+// what those hold). Past them it takes memory from the budget for the
+// whole message, in one go: twice the size the client declared (SIZE, as
+// MTAs do; the buffer is made that size at once, and the queue commits a
+// copy), else three times the largest allowed (a buffer that doubles as
+// it grows may end twice as large as the message). Taken bit by bit,
+// messages could each hold part of the budget and wait for more that only
+// the others could give back. A message that outgrows what it took goes
+// on only if the budget has the more free at once. Memory held is given
+// back within a while of its client stalling: past a grace of
+// MemoryStall, the message must keep arriving at minRate.
+type messageReader struct {
+	r        io.Reader
+	conn     net.Conn
+	deadline time.Time // of the whole DATA
+	b        *membudget.Budget
+	declared int64 // SIZE=, or 0
+	largest  int64 // the largest message allowed
+	wait     time.Duration
+	stall    time.Duration
+	ctx      context.Context
+
+	n     int64 // bytes read
+	held  int64
+	taken time.Time // when the memory was taken
+	n0    int64     // bytes read by then
+}
+
+// readInto reads the message into buf, after what buf holds.
+func (mr *messageReader) readInto(buf *bytes.Buffer) error {
+	first := &io.LimitedReader{R: mr.r, N: membudget.Small}
+	n, err := buf.ReadFrom(first)
+	mr.n = n
+	if err != nil || first.N > 0 { // an error, or the whole message
+		return err
+	}
+	if mr.b == nil {
+		_, err := buf.ReadFrom(mr.r)
+		return err
+	}
+	want := 3 * mr.largest
+	room := mr.declared + mr.declared/16 + 4<<10
+	if mr.declared > 0 {
+		want = 2 * room
+	}
+	ctx, cancel := context.WithTimeout(mr.ctx, mr.wait)
+	defer cancel()
+	if mr.held, err = mr.b.Acquire(ctx, want); err != nil {
+		return errNoMemory
+	}
+	mr.taken, mr.n0 = time.Now(), mr.n
+	if mr.declared > 0 {
+		buf.Grow(int(room) - buf.Len())
+	}
+	_, err = buf.ReadFrom(mr)
+	if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(mr.deadline) {
+		return errTooSlow
+	}
+	return err
+}
+
+// Read reads on past the first membudget.Small bytes, at most readChunk
+// at a time: go-smtp's reader fills all it is given before it returns,
+// and each read is due when the bytes up to its end are due at minRate,
+// after MemoryStall's grace.
+func (mr *messageReader) Read(p []byte) (int, error) {
+	if len(p) > readChunk {
+		p = p[:readChunk]
+	}
+	// The buffer is what has been read plus the room being read into; the
+	// copy committed, what has been read.
+	if need := 2*mr.n + int64(len(p)); need > mr.held && mr.held < mr.b.Max() {
+		got, ok := mr.b.TryAcquire(min(need, mr.b.Max()) - mr.held)
+		if !ok {
+			return 0, errNoMemory
+		}
+		mr.held += got
+	}
+	due := mr.taken.Add(mr.stall + time.Duration(mr.n-mr.n0+int64(len(p)))*time.Second/minRate)
+	if due.After(mr.deadline) {
+		due = mr.deadline
+	}
+	mr.conn.SetReadDeadline(due)
+	n, err := mr.r.Read(p)
+	mr.n += int64(n)
+	return n, err
+}
+
+// release gives back the memory taken.
+func (mr *messageReader) release() {
+	mr.b.Release(mr.held)
+	mr.held = 0
+}
