@@ -10,6 +10,7 @@ import (
 	"github.com/invited/invited/internal/membudget"
 	"github.com/invited/invited/internal/smtptest"
 	"github.com/invited/invited/itip"
+	"github.com/invited/invited/senderauth"
 	"github.com/invited/invited/store"
 )
 
@@ -115,4 +116,30 @@ func folded(s string) string {
 	}
 	b.WriteString(s)
 	return b.String()
+}
+
+// panickingResolver is a DNS that breaks the daemon's code.
+type panickingResolver struct{ senderauth.Resolver }
+
+func (panickingResolver) LookupTXT(context.Context, string) ([]string, error) {
+	panic("resolver broken")
+}
+
+// Memory taken to read a large message is given back when parse panics
+// (the panic is the job's failure).
+func TestParse_PanicGivesMemoryBack(t *testing.T) {
+	mem := membudget.New(4 << 20)
+	h := newHarness(t, smtptest.Options{}, func(c *Config) {
+		c.Memory = mem
+		c.MaxAttempts = 1
+		c.Auth = &senderauth.Checker{Resolver: panickingResolver{}, Policy: PolicyAligned}
+	})
+	big := []byte("From: a@example.org\r\n\r\n" + strings.Repeat("x", 100<<10))
+	id := h.accept("a@example.org", "create@"+domain, big)
+	if m := h.outcome(id); m.Status != store.MessageRejected || len(m.Notes) == 0 || !strings.Contains(m.Notes[len(m.Notes)-1].Text, "panic") {
+		t.Fatalf("message %s: %+v", m.Status, m.Notes)
+	}
+	if s := mem.Stats(); s.Held != 0 || s.Peak == 0 {
+		t.Errorf("budget stats %+v: want memory taken, then given back", s)
+	}
 }

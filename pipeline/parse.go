@@ -21,18 +21,14 @@ import (
 //
 // Memory taken to read a large message is held until what parse and the
 // stages run ahead of it made of it is written (outcome.memory).
-func (p *Pipeline) parse(ctx context.Context, j *store.Job) (o outcome, err error) {
-	m, raw, verdict, held, err := p.readInbound(ctx, j)
-	defer func() {
-		if err != nil {
-			p.cfg.Memory.Release(held)
-		} else {
-			o.memory = held
-		}
-	}()
+func (p *Pipeline) parse(ctx context.Context, j *store.Job) (outcome, error) {
+	m, raw, held, err := p.readInbound(ctx, j)
+	// Given back here unless handed to the outcome: also on a panic.
+	defer func() { p.cfg.Memory.Release(held) }()
 	if err != nil {
 		return outcome{}, err
 	}
+	verdict := p.whoSent(ctx, m, raw)
 	auth, err := json.Marshal(verdict)
 	if err != nil {
 		return outcome{}, err
@@ -63,14 +59,16 @@ func (p *Pipeline) parse(ctx context.Context, j *store.Job) (o outcome, err erro
 	} else if err != nil {
 		return outcome{}, err
 	}
-	return outcome{apply: func(tx *store.Tx) error {
+	o := outcome{apply: func(tx *store.Tx) error {
 		if apply != nil {
 			if err := apply(tx); err != nil {
 				return err
 			}
 		}
 		return record(tx)
-	}, next: jobs, to: StageVerify}, nil
+	}, next: jobs, to: StageVerify}
+	o.memory, held = held, 0
+	return o, nil
 }
 
 // sentTo reports whether m was sent to one of our mailboxes of kind box.
@@ -83,9 +81,9 @@ func (p *Pipeline) sentTo(m *store.Message, box Mailbox) bool {
 	return false
 }
 
-// readInbound loads a message and decides about its sender. It returns
-// the memory it took to read a large one (see readRaw).
-func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Message, _ []byte, _ senderauth.Verdict, held int64, err error) {
+// readInbound loads a message. It returns the memory it took to read a
+// large one (see readRaw), also with an error.
+func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Message, _ []byte, held int64, err error) {
 	var (
 		m   *store.Message
 		raw []byte
@@ -97,10 +95,13 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Mess
 		m, raw, held, err = p.readRaw(ctx, j.Message)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, senderauth.Verdict{}, held, reject("message %s is gone", j.Message)
-	} else if err != nil {
-		return nil, nil, senderauth.Verdict{}, held, err
+		return nil, nil, held, reject("message %s is gone", j.Message)
 	}
+	return m, raw, held, err
+}
+
+// whoSent decides who sent message m.
+func (p *Pipeline) whoSent(ctx context.Context, m *store.Message, raw []byte) senderauth.Verdict {
 	var spf *senderauth.SPF
 	if m.SPF != "" {
 		spf = &senderauth.SPF{Result: m.SPF, Domain: m.SPFDomain}
@@ -109,7 +110,7 @@ func (p *Pipeline) readInbound(ctx context.Context, j *store.Job) (_ *store.Mess
 	if host, _, err := net.SplitHostPort(m.Remote); err == nil {
 		ip = net.ParseIP(host)
 	}
-	return m, raw, p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom), held, nil
+	return p.cfg.Auth.Check(ctx, raw, spf, ip, m.HELO, m.MailFrom)
 }
 
 // route reads the message and returns a verify job for each of its

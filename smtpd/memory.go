@@ -3,10 +3,9 @@ package smtpd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
-	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/invited/invited/internal/membudget"
@@ -20,22 +19,26 @@ const minRate = 16 << 10 // bytes a second
 // worth at minRate.
 const readChunk = minRate
 
-// messageReader reads a message's DATA into a buffer. The first
-// membudget.Small bytes it reads as they come (the connection limit bounds
-// what those hold). Past them it takes memory from the budget for the
-// whole message, in one go: twice the size the client declared (SIZE, as
-// MTAs do; the buffer is made that size at once, and the queue commits a
-// copy), else three times the largest allowed (a buffer that doubles as
-// it grows may end twice as large as the message). Taken bit by bit,
-// messages could each hold part of the budget and wait for more that only
-// the others could give back. A message that outgrows what it took goes
-// on only if the budget has the more free at once. Memory held is given
-// back within a while of its client stalling: past a grace of
-// MemoryStall, the message must keep arriving at minRate.
+// messageReader reads a message's DATA (or BDAT chunks) into a buffer.
+// Its first membudget.Small bytes it reads as they come (the connection
+// limit bounds what those hold). Past them it takes memory from the budget
+// for the whole message, in one go: twice the size the client declared
+// (SIZE, as MTAs do; the buffer is made that size at once, and the queue
+// commits a copy), else three times the largest allowed (a buffer that
+// doubles as it grows may end twice as large as the message). Taken bit
+// by bit, messages could each hold part of the budget and wait for more
+// that only the others could give back. A message that outgrows what it
+// took goes on only if the budget has the more free at once.
+//
+// Memory held is not left to a client that stalls: past a grace of
+// MemoryStall the message must keep arriving at minRate on average, and
+// no read may wait longer than MemoryStall and a second. A client that
+// falls behind has its connection closed (a deadline would not do: BDAT
+// chunks reach Data through a pipe that go-smtp feeds, and a reply to a
+// message cut short would leave the rest of it to be read as commands).
 type messageReader struct {
 	r        io.Reader
 	conn     net.Conn
-	deadline time.Time // of the whole DATA
 	b        *membudget.Budget
 	declared int64 // SIZE=, or 0
 	largest  int64 // the largest message allowed
@@ -43,15 +46,18 @@ type messageReader struct {
 	stall    time.Duration
 	ctx      context.Context
 
-	n     int64 // bytes read
-	held  int64
-	taken time.Time // when the memory was taken
-	n0    int64     // bytes read by then
+	n        int64 // bytes read
+	held     int64
+	taken    time.Time // when the memory was taken
+	n0       int64     // bytes read by then
+	progress time.Time // when a read last returned bytes
+	drop     *time.Timer
+	dropped  atomic.Bool
 }
 
 // readInto reads the message into buf, after what buf holds.
 func (mr *messageReader) readInto(buf *bytes.Buffer) error {
-	first := &io.LimitedReader{R: mr.r, N: membudget.Small}
+	first := &io.LimitedReader{R: mr.r, N: membudget.Small + 1}
 	n, err := buf.ReadFrom(first)
 	mr.n = n
 	if err != nil || first.N > 0 { // an error, or the whole message
@@ -61,9 +67,10 @@ func (mr *messageReader) readInto(buf *bytes.Buffer) error {
 		_, err := buf.ReadFrom(mr.r)
 		return err
 	}
+	declared := mr.declared > mr.n // a SIZE below what came already says nothing
 	want := 3 * mr.largest
 	room := mr.declared + mr.declared/16 + 4<<10
-	if mr.declared > 0 {
+	if declared {
 		want = 2 * room
 	}
 	ctx, cancel := context.WithTimeout(mr.ctx, mr.wait)
@@ -71,21 +78,25 @@ func (mr *messageReader) readInto(buf *bytes.Buffer) error {
 	if mr.held, err = mr.b.Acquire(ctx, want); err != nil {
 		return errNoMemory
 	}
-	mr.taken, mr.n0 = time.Now(), mr.n
-	if mr.declared > 0 {
-		buf.Grow(int(room) - buf.Len())
+	if g := int(room) - buf.Len(); declared && g > 0 {
+		buf.Grow(g)
 	}
+	mr.taken, mr.n0, mr.progress = time.Now(), mr.n, time.Now()
+	mr.drop = time.AfterFunc(mr.stall, func() {
+		mr.dropped.Store(true)
+		mr.conn.Close()
+	})
 	_, err = buf.ReadFrom(mr)
-	if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(mr.deadline) {
+	if !mr.drop.Stop() || mr.dropped.Load() {
+		// Closed, or closing: the client hears nothing more, and the
+		// message, whole or not, is not stored.
 		return errTooSlow
 	}
 	return err
 }
 
 // Read reads on past the first membudget.Small bytes, at most readChunk
-// at a time: go-smtp's reader fills all it is given before it returns,
-// and each read is due when the bytes up to its end are due at minRate,
-// after MemoryStall's grace.
+// at a time (go-smtp's reader fills all it is given before it returns).
 func (mr *messageReader) Read(p []byte) (int, error) {
 	if len(p) > readChunk {
 		p = p[:readChunk]
@@ -100,12 +111,15 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 		mr.held += got
 	}
 	due := mr.taken.Add(mr.stall + time.Duration(mr.n-mr.n0+int64(len(p)))*time.Second/minRate)
-	if due.After(mr.deadline) {
-		due = mr.deadline
+	if last := mr.progress.Add(mr.stall + time.Second); last.Before(due) {
+		due = last
 	}
-	mr.conn.SetReadDeadline(due)
+	mr.drop.Reset(time.Until(due))
 	n, err := mr.r.Read(p)
-	mr.n += int64(n)
+	if n > 0 {
+		mr.n += int64(n)
+		mr.progress = time.Now()
+	}
 	return n, err
 }
 

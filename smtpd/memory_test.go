@@ -1,12 +1,15 @@
 package smtpd_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +53,13 @@ func largeBody(letter string, size int) string {
 		strings.Repeat(strings.Repeat(letter, 70)+"\r\n", size/72)
 }
 
+// exactBody is a message of exactly size bytes.
+func exactBody(size int) string {
+	b := largeBody("e", size-200)
+	last := "X-Pad: " + strings.Repeat("p", size-len(b)-len("X-Pad: \r\n")) + "\r\n"
+	return strings.Replace(b, "\r\n\r\n", "\r\n"+last+"\r\n", 1)
+}
+
 // storedWhole fails unless message id holds body after our trace header.
 func storedWhole(t *testing.T, db *store.DB, id, body string) {
 	t.Helper()
@@ -80,8 +90,8 @@ func TestData_MemoryBudget(t *testing.T) {
 		}
 	}
 	small := []string{msg}
-	for _, size := range []int{20 << 10, 40 << 10, 60 << 10, membudget.Small - 200} {
-		small = append(small, largeBody("s", size))
+	for _, size := range []int{20 << 10, 40 << 10, 60 << 10, membudget.Small - 1, membudget.Small} {
+		small = append(small, exactBody(size))
 	}
 	for _, body := range small {
 		for _, size := range []int64{0, int64(len(body))} {
@@ -224,42 +234,79 @@ func TestData_MemoryBudgetUndersized(t *testing.T) {
 }
 
 // A client that stops sending a message while it holds memory loses it
-// once it falls MemoryStall behind minRate: it is answered 451 4.4.2 and
-// the memory is given back, nothing stored.
+// once it falls behind: its connection is closed (whatever it sends after
+// is never read as commands), the memory is given back and nothing is
+// stored. The same with BDAT chunks, which reach Data through a pipe.
 func TestData_MemoryStall(t *testing.T) {
-	mem := membudget.New(1 << 20)
-	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryStall: 100 * time.Millisecond}, 0)
-	c := dialRaw(t, addr)
-	c.replies(1)
-	c.send("EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=300000\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n")
-	c.replies(4)
-	c.send(largeBody("t", 80<<10)) // past membudget.Small, then nothing
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := c.r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "451 4.4.2") {
-		t.Errorf("a stalled large message got %q, %v; want 451 4.4.2", line, err)
+	for _, bdat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
+			mem := membudget.New(1 << 20)
+			addr, db := serve(t, smtpd.Config{Memory: mem, MemoryStall: 100 * time.Millisecond}, 0)
+			c := dialRaw(t, addr)
+			c.replies(1)
+			c.send("EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=300000\r\nRCPT TO:<create@invite.test>\r\n")
+			c.replies(3)
+			part := largeBody("t", 80<<10) // past membudget.Small, then nothing
+			if bdat {
+				c.send(fmt.Sprintf("BDAT %d\r\n%s", len(part), part))
+			} else {
+				c.send("DATA\r\n")
+				c.replies(1)
+				c.send(part)
+			}
+			c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			// Closed (or reset, with bytes unread), with no reply but
+			// go-smtp's to the BDAT chunk it read.
+			b, err := io.ReadAll(c.r)
+			if bdat {
+				b = bytes.TrimPrefix(b, []byte("250 2.0.0 Continue\r\n"))
+			}
+			if len(b) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("a stalled large message got %q, %v; want the connection closed", b, err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for mem.Stats().Held != 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if s := mem.Stats(); s.Held != 0 || s.Peak == 0 {
+				t.Errorf("budget stats %+v: want memory taken, then given back", s)
+			}
+			if n := db.QueueLen(pipeline.StageParse); n != 0 {
+				t.Errorf("%d messages queued", n)
+			}
+		})
 	}
-	if s := mem.Stats(); s.Held != 0 || s.Peak == 0 {
-		t.Errorf("budget stats %+v: want memory taken, then given back", s)
+}
+
+// A SIZE smaller than what has come already says nothing: the message
+// takes memory as if it had said none.
+func TestData_MemoryUnderdeclared(t *testing.T) {
+	mem := membudget.New(64 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MaxMessageBytes: 1 << 20}, 0)
+	body := largeBody("z", 100<<10)
+	id, err := sendSized(dial(t, addr), body, 1000)
+	if err != nil {
+		t.Fatalf("a %d-byte message that said SIZE=1000: %v", len(body), err)
 	}
-	if n := db.QueueLen(pipeline.StageParse); n != 0 {
-		t.Errorf("%d messages queued", n)
+	storedWhole(t, db, id, body)
+	if s := mem.Stats(); s.Peak != 3<<20 {
+		t.Errorf("took %d at the peak, want three times the largest message allowed", s.Peak)
 	}
 }
 
 // A client slower than the network but faster than minRate keeps its
-// memory to the end: each read's deadline allows for the bytes before it.
+// memory to the end: what it may lag by grows with the bytes it sent.
 func TestData_MemorySlowClientGoes(t *testing.T) {
 	mem := membudget.New(4 << 20)
 	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryStall: 100 * time.Millisecond}, 0)
-	body := largeBody("w", 160<<10)
+	body := largeBody("w", 200<<10)
 	c := dialRaw(t, addr)
 	c.replies(1)
 	c.send(fmt.Sprintf("EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=%d\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n", len(body)))
 	c.replies(4)
-	// 8 KiB every 20 ms, 400 KiB a second: past membudget.Small, twice
-	// MemoryStall in all.
-	tick := time.NewTicker(20 * time.Millisecond)
+	// 8 KiB every 100 ms, 80 KiB a second: past membudget.Small, 1.7 s,
+	// longer than MemoryStall and a second's worth at minRate.
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for rest := body; rest != ""; <-tick.C {
 		n := min(len(rest), 8<<10)

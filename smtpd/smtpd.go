@@ -299,8 +299,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	conn := s.conn.Conn()
-	deadline := time.Now().Add(s.srv.cfg.DataTimeout)
-	conn.SetReadDeadline(deadline)
+	conn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
 	_, isTLS := s.conn.TLSConnectionState()
 	env := Envelope{
 		Remote:   s.remote,
@@ -315,7 +314,7 @@ func (s *session) Data(r io.Reader) error {
 	defer putBuffer(buf)
 	buf.Write(s.received(env))
 	trace := buf.Len()
-	mr := &messageReader{r: r, conn: conn, deadline: deadline, b: s.srv.cfg.Memory, declared: s.size,
+	mr := &messageReader{r: r, conn: conn, b: s.srv.cfg.Memory, declared: s.size,
 		largest: s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.MemoryWait, stall: s.srv.cfg.MemoryStall, ctx: s.ctx}
 	defer mr.release()
 	if err := mr.readInto(buf); err != nil {
@@ -323,7 +322,7 @@ func (s *session) Data(r io.Reader) error {
 		case errors.Is(err, errNoMemory):
 			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "size", s.size, "read", mr.n)
 		case errors.Is(err, errTooSlow):
-			s.log.Warn("limit: a large message arriving too slowly: dropped", "from", s.from, "read", mr.n)
+			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", s.from, "read", mr.n)
 		}
 		return toSMTP(err)
 	}
