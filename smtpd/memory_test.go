@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,14 +194,7 @@ func TestLimits_ConnectionsInAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b, _ := io.ReadAll(conn)
-	if !strings.HasPrefix(string(b), "421 4.3.2") {
+	if b := greeting(t, addr); !strings.HasPrefix(b, "421 4.3.2") {
 		t.Errorf("third connection of two allowed got %q, want 421 4.3.2", b)
 	}
 	c1.Close()

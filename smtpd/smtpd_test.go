@@ -325,14 +325,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestLimits_ConnectionsMessagesHeader(t *testing.T) {
 	addr, _ := serve(t, smtpd.Config{MaxConnsPerIP: 2, MaxMessagesPerConn: 2, MaxHeaderBytes: 1024}, 0)
 	c1, c2 := dial(t, addr), dial(t, addr)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b, _ := io.ReadAll(conn)
-	if !strings.HasPrefix(string(b), "421 4.7.0") {
+	if b := greeting(t, addr); !strings.HasPrefix(b, "421 4.7.0") {
 		t.Errorf("third connection from one address got %q, want 421 4.7.0", b)
 	}
 	for i := range 2 {
@@ -351,6 +344,20 @@ func TestLimits_ConnectionsMessagesHeader(t *testing.T) {
 	c2.Close()
 	// Slots are given back on close.
 	eventuallyDial(t, addr)
+}
+
+// greeting is all a new connection to addr is sent before it is closed
+// (or 5 s pass): a refusal.
+func greeting(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn)
+	return string(b)
 }
 
 // eventuallyDial waits until a connection is let in (the server notices
