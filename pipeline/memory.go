@@ -8,8 +8,8 @@ import (
 	"github.com/invited/invited/store"
 )
 
-// A stage reads a large message only with memory from the budget it
-// shares with the SMTP listener (Config.Memory). It waits for it at most
+// A stage reads a large message only with memory from its budget
+// (Config.Memory). It waits for it at most
 // memoryWait, then puts its job off by memoryRetry and takes another: a
 // worker never sits on a large message while small ones queue behind it.
 const (

@@ -14,8 +14,8 @@ import (
 	"github.com/invited/invited/store"
 )
 
-// A large message is read only with memory from the budget it shares
-// with the SMTP listener: while the budget is all taken, its parse is put
+// A large message is read only with memory from the stages' budget:
+// while the budget is all taken, its parse is put
 // off (not counted as an attempt) and the worker takes other jobs, so a
 // small message goes meanwhile; the large ones go once memory is given
 // back. Both ways a message reaches parse are covered: kept from Accept

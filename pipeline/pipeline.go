@@ -112,8 +112,9 @@ type Config struct {
 	// context ends before cancelling them (default 30s); a cancelled job
 	// stays queued for the next start.
 	DrainTimeout time.Duration
-	// Memory, when set, bounds what reading large messages holds at once
-	// (see readInbound); the SMTP listener shares it.
+	// Memory, when set, bounds what reading large messages again holds at
+	// once (see memory.go); the daemon gives the SMTP listener a budget of
+	// its own.
 	Memory *membudget.Budget
 	// Now is the clock (default time.Now).
 	Now func() time.Time

@@ -112,10 +112,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	if publicURL == "" {
 		publicURL = "http://" + a.httpLn.Addr().String()
 	}
-	memory := membudget.New(cfg.MaxMessageMemory)
+	// The listener and the stages have budgets of their own: sharing one,
+	// a steady inflow of large messages would keep the stages from ever
+	// reading what the listener took in.
+	listenerMemory := membudget.New(cfg.MaxMessageMemory - cfg.MaxMessageMemory/4)
+	stageMemory := membudget.New(cfg.MaxMessageMemory / 4)
 	a.pl, err = pipeline.New(pipeline.Config{
 		Domain:       cfg.Domain,
-		Memory:       memory,
+		Memory:       stageMemory,
 		PublicURL:    publicURL,
 		UpgradeURL:   cfg.UpgradeURL,
 		EventLimit:   cfg.EventLimit,
@@ -160,7 +164,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 		DataTimeout:        time.Duration(cfg.DataTimeout),
 		MaxConns:           cfg.MaxConns,
 		MaxConnsPerIP:      cfg.MaxConnsPerIP,
-		Memory:             memory,
+		Memory:             listenerMemory,
 		MaxMessagesPerConn: cfg.MaxMessagesPerConn,
 		ReadTimeout:        time.Duration(cfg.SMTPTimeout),
 		WriteTimeout:       time.Duration(cfg.SMTPTimeout),
@@ -172,7 +176,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error
 	}
 	a.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{AdminKey: a.adminKey, LandingHosts: cfg.LandingHosts, ShopifySecret: cfg.ShopifySecret,
-			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl, memory), Rates: &httpapi.RateLimits{
+			TrustForwarded: cfg.TrustForwarded, Metrics: metrics(a.db, a.pl, map[string]*membudget.Budget{"listener": listenerMemory, "stages": stageMemory}), Rates: &httpapi.RateLimits{
 				PerIP:       cfg.InviteRateIP,
 				PerAttendee: cfg.InviteRateAttendee,
 				PerEvent:    cfg.InviteRateEvent,

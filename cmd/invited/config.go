@@ -252,7 +252,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.Int64Var(&c.MaxPartBytes, "max-part-bytes", c.MaxPartBytes, "decoded `bytes` of a calendar or CSV part [INVITED_MAX_PART_BYTES]")
 	fs.Var(&c.DataTimeout, "data-timeout", "`time` a message's DATA may take [INVITED_DATA_TIMEOUT]")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "SMTP `connections` open at once [INVITED_MAX_CONNS]")
-	fs.Int64Var(&c.MaxMessageMemory, "max-message-memory", c.MaxMessageMemory, "`bytes` that messages over 64 KiB may hold at once while they are received and read (others wait; SMTP answers 451 after a while); 0: no limit [INVITED_MAX_MESSAGE_MEMORY]")
+	fs.Int64Var(&c.MaxMessageMemory, "max-message-memory", c.MaxMessageMemory, "`bytes` that messages over 64 KiB may hold at once while they are received (three quarters) and read (a quarter); others wait, and SMTP answers 451 after a while; 0: no limit [INVITED_MAX_MESSAGE_MEMORY]")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "SMTP `connections` open at once from one address [INVITED_MAX_CONNS_PER_IP]")
 	fs.IntVar(&c.MaxMessagesPerConn, "max-messages-per-conn", c.MaxMessagesPerConn, "`messages` on one SMTP connection [INVITED_MAX_MESSAGES_PER_CONN]")
 	fs.Float64Var(&c.SendRatePerDomain, "send-rate-per-domain", c.SendRatePerDomain, "`messages` a second to one recipient domain; negative: no limit [INVITED_SEND_RATE_PER_DOMAIN]")

@@ -14,7 +14,7 @@ import (
 
 // metrics serves GET /metrics: the daemon's own figures, read when
 // scraped (nothing on the hot paths), plus Go's and the process's.
-func metrics(db *store.DB, pl *pipeline.Pipeline, mem *membudget.Budget) http.Handler {
+func metrics(db *store.DB, pl *pipeline.Pipeline, mem map[string]*membudget.Budget) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{db: db, pl: pl, mem: mem})
@@ -24,7 +24,7 @@ func metrics(db *store.DB, pl *pipeline.Pipeline, mem *membudget.Budget) http.Ha
 type collector struct {
 	db  *store.DB
 	pl  *pipeline.Pipeline
-	mem *membudget.Budget
+	mem map[string]*membudget.Budget // by part
 }
 
 var (
@@ -39,9 +39,9 @@ var (
 	descWriter    = prometheus.NewDesc("invited_store_writer_seconds_total", "Time the store's one committer spent running updates (run) and writing and syncing transactions (commit); its rate near 1 means writes wait for it.", []string{"part"}, nil)
 	descFile      = prometheus.NewDesc("invited_store_file_bytes", "Size of the database file.", nil, nil)
 	descReleased  = prometheus.NewDesc("invited_store_mapped_released_total", "Times the database's mapped pages passed their budget and were left to the page cache.", nil, nil)
-	descMemory    = prometheus.NewDesc("invited_message_memory_bytes", "Memory budget for messages over 64 KiB being received and read (--max-message-memory): its size, what is held now, and the most held at once since start.", []string{"what"}, nil)
-	descMemWait   = prometheus.NewDesc("invited_message_memory_waiting", "Messages over 64 KiB waiting for the memory budget now.", nil, nil)
-	descMemRefuse = prometheus.NewDesc("invited_message_memory_refused_total", "Large messages refused memory since start: SMTP answered 451 (the sender retries), or a stage put its job off for a moment.", nil, nil)
+	descMemory    = prometheus.NewDesc("invited_message_memory_bytes", "Memory budgets for messages over 64 KiB being received (part listener, three quarters of --max-message-memory) and read again (part stages, a quarter): size, held now, and the most held at once since start.", []string{"part", "what"}, nil)
+	descMemWait   = prometheus.NewDesc("invited_message_memory_waiting", "Messages over 64 KiB waiting for memory now.", []string{"part"}, nil)
+	descMemRefuse = prometheus.NewDesc("invited_message_memory_refused_total", "Large messages refused memory since start: the listener answered 451 (the sender retries), or a stage put its job off for a moment.", []string{"part"}, nil)
 	descCounts    = prometheus.NewDesc("invited_system_count", "The store's system counters (what GET /system/statistics reports).", []string{"what"}, nil)
 )
 
@@ -80,13 +80,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, run.Seconds(), "run")
 	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.CounterValue, commit.Seconds(), "commit")
 	counter(descReleased, c.db.Released())
-	if c.mem != nil {
-		m := c.mem.Stats()
-		gauge(descMemory, m.Max, "max")
-		gauge(descMemory, m.Held, "held")
-		gauge(descMemory, m.Peak, "peak")
-		gauge(descMemWait, m.Waiting)
-		counter(descMemRefuse, int64(m.Refused))
+	for part, b := range c.mem {
+		if b == nil {
+			continue
+		}
+		m := b.Stats()
+		gauge(descMemory, m.Max, part, "max")
+		gauge(descMemory, m.Held, part, "held")
+		gauge(descMemory, m.Peak, part, "peak")
+		gauge(descMemWait, m.Waiting, part)
+		counter(descMemRefuse, int64(m.Refused), part)
 	}
 	if n, err := c.db.Size(); err == nil {
 		gauge(descFile, n)

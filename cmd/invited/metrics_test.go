@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/invited/invited/internal/smtptest"
@@ -46,5 +47,30 @@ func TestMetricsAndReadyz(t *testing.T) {
 	for _, name := range []string{`invited_queue_jobs{stage="parse"}`, "invited_burst_holding", "invited_store_file_bytes", "go_goroutines",
 		`invited_system_count{what="invited"}`, `invited_system_count{what="delegated"}`} {
 		value(after, name)
+	}
+}
+
+// TestMemoryBudgets: --max-message-memory is split between the listener
+// (three quarters) and the stages (a quarter), and a large message takes
+// from both, then gives it back; /metrics shows it.
+func TestMemoryBudgets(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.MaxMessageMemory = 4 << 20 })
+	big := "From: alice@example.org\r\nSubject: big\r\n\r\n" + strings.Repeat(strings.Repeat("b", 70)+"\r\n", 2000)
+	mustSend(t, app.SMTPAddr(), "alice@example.org", []string{"create@" + testDomain}, []byte(big))
+	value := func(text, name string) float64 { t.Helper(); return metricValue(t, text, name) }
+	var text string
+	eventually(t, "the stages done with the message", func() bool {
+		text = scrapeMetrics(t, app)
+		return value(text, `invited_message_memory_bytes{part="stages",what="peak"}`) > 0 &&
+			value(text, `invited_message_memory_bytes{part="stages",what="held"}`) == 0
+	})
+	for part, max := range map[string]float64{"listener": 3 << 20, "stages": 1 << 20} {
+		if got := value(text, `invited_message_memory_bytes{part="`+part+`",what="max"}`); got != max {
+			t.Errorf("%s budget %v, want %v", part, got, max)
+		}
+		if peak, held := value(text, `invited_message_memory_bytes{part="`+part+`",what="peak"}`),
+			value(text, `invited_message_memory_bytes{part="`+part+`",what="held"}`); peak < float64(len(big)) || held != 0 {
+			t.Errorf("%s budget: peak %v, held %v after a %d-byte message", part, peak, held, len(big))
+		}
 	}
 }

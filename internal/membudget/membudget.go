@@ -1,9 +1,9 @@
 // Package membudget bounds the memory that large inbound messages take
-// while they are received and read. The SMTP listener takes from the
+// while they are received and read. The SMTP listener takes from its
 // budget once a message passes Small bytes, for the rest of it; the
-// pipeline before it reads a large message again; both give it back when
-// done. A message under Small bytes takes nothing: the listener's
-// connection limit bounds those.
+// pipeline from its own before it reads a large message again; both give
+// it back when done. A message under Small bytes takes nothing: the
+// listener's connection limit bounds those.
 package membudget
 
 import (
