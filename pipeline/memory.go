@@ -47,16 +47,22 @@ func (p *Pipeline) takeMemory(ctx context.Context, size int) (int64, error) {
 	return held, nil
 }
 
+// memoryHeldFor is the context key of the message whose memory the job
+// that runs stages ahead holds already.
+type memoryHeldFor struct{}
+
 // readRaw reads message id and its raw bytes, those of a large message
-// once takeMemory has taken what reading it needs. The caller gives back
-// what it took (held), also when err is not nil.
+// once takeMemory has taken what reading it needs (unless ctx says it is
+// held already). The caller gives back what it took (held), also when err
+// is not nil.
 func (p *Pipeline) readRaw(ctx context.Context, id string) (m *store.Message, raw []byte, held int64, err error) {
+	limited := p.cfg.Memory != nil && ctx.Value(memoryHeldFor{}) != id
 	later := false
 	err = p.db.View(func(tx *store.Tx) (err error) {
 		if m, err = tx.Message(id); err != nil {
 			return err
 		}
-		if later = readWeight(m.Size) > 0 && p.cfg.Memory != nil; later {
+		if later = limited && readWeight(m.Size) > 0; later {
 			return nil
 		}
 		raw, err = tx.Raw(id)

@@ -143,3 +143,30 @@ func TestParse_PanicGivesMemoryBack(t *testing.T) {
 		t.Errorf("budget stats %+v: want memory taken, then given back", s)
 	}
 }
+
+// A bulk file's verify, run ahead of parse, reads the file again under
+// the memory parse holds for the message: it takes none of its own, so a
+// file the budget holds once goes in one pass, not put off.
+func TestBulk_RunAheadUnderParseMemory(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	h := newHarness(t, smtptest.Options{}, func(c *Config) { c.Memory = mem })
+	e := h.register(testdata(t, weekly))
+	h.setOrganizer(organizerAddr, func(o *store.Organizer) { o.BulkAuthorized = true })
+	var file strings.Builder
+	file.WriteString("uid,email,name\r\n")
+	for i := 0; file.Len() < 150<<10; i++ {
+		fmt.Fprintf(&file, "%s,guest%d@example.com,Guest number %d of a long list\r\n", e.UID, i, i)
+	}
+	raw := bulkMail(organizerAddr, "guests.csv", []byte(file.String()))
+	if w := readWeight(len(raw)); w == 0 || 2*w <= 1<<20 || w > 1<<20 {
+		t.Fatalf("a %d-byte message weighs %d: want it to fit the budget once, not twice", len(raw), w)
+	}
+	m := h.outcome(h.accept(organizerAddr, "bulk@"+domain, raw))
+	if m.Status != store.MessageProcessed {
+		t.Fatalf("bulk: %s %+v", m.Status, m.Notes)
+	}
+	if s := mem.Stats(); s.Refused != 0 || s.Peak == 0 {
+		t.Errorf("budget stats %+v: want memory taken once, none refused", s)
+	}
+	h.eventually("memory given back", func() bool { return mem.Stats().Held == 0 })
+}

@@ -481,7 +481,14 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 		if p.unchained {
 			next = queued(o.to, o.next)
 		} else {
-			next = p.ahead(ctx, o.to, o.next)
+			// What the job holds covers its message for the stages run
+			// ahead of it (readRaw).
+			actx := ctx
+			if o.memory > 0 {
+				actx = context.WithValue(ctx, memoryHeldFor{}, j.Message)
+			}
+			next = p.ahead(actx, o.to, o.next)
+			defer func() { p.cfg.Memory.Release(aheadMemory(next)) }()
 		}
 		write := func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
@@ -565,12 +572,23 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 // the jobs it passed on in turn, or, when queue is set, nothing but the
 // job queued for its stage.
 type ranAhead struct {
-	stage string
-	job   *store.Job // as passed on
-	write func(*store.Tx) error
-	next  []*ranAhead
-	queue bool
-	more  bool // see outcome
+	stage  string
+	job    *store.Job // as passed on
+	write  func(*store.Tx) error
+	next   []*ranAhead
+	queue  bool
+	more   bool  // see outcome
+	memory int64 // see outcome
+}
+
+// aheadMemory is what the jobs of rs, and those they passed on, took from
+// Config.Memory.
+func aheadMemory(rs []*ranAhead) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r.memory + aheadMemory(r.next)
+	}
+	return n
 }
 
 // queued is jobs passed on to stage to, to be queued there.
@@ -606,6 +624,7 @@ func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) []*r
 			r.write, r.queue = func(tx *store.Tx) error { return p.rejected(tx, &j, rej) }, false
 		case err == nil:
 			r.write, r.next, r.queue, r.more = o.apply, p.ahead(ctx, o.to, o.next), false, o.more
+			r.memory = o.memory
 		}
 	}
 	return rs

@@ -13,7 +13,7 @@ import (
 
 // minRate is how fast, at the least, a message holding memory must keep
 // arriving, after MemoryStall's grace.
-const minRate = 16 << 10 // bytes a second
+const minRate = 32 << 10 // bytes a second: 10 MiB in 5 minutes
 
 // readChunk is the most one read past membudget.Small asks for: a second's
 // worth at minRate.
@@ -32,10 +32,14 @@ const readChunk = minRate
 //
 // Memory held is not left to a client that stalls: past a grace of
 // MemoryStall the message must keep arriving at minRate on average, and
-// no read may wait longer than MemoryStall and a second. A client that
-// falls behind has its connection closed (a deadline would not do: BDAT
-// chunks reach Data through a pipe that go-smtp feeds, and a reply to a
-// message cut short would leave the rest of it to be read as commands).
+// no read (of readChunk bytes) may wait longer than MemoryStall and a
+// second. A client that falls behind has its connection closed (a
+// deadline would not do: BDAT chunks reach Data through a pipe that
+// go-smtp feeds, and a reply to a message cut short would leave the rest
+// of it to be read as commands). The timer that closes it and the reader
+// settle which of them ends the read with one compare-and-swap: a message
+// whose read the timer ended is never stored, and one the reader
+// finished is never cut off.
 type messageReader struct {
 	r        io.Reader
 	conn     net.Conn
@@ -52,8 +56,15 @@ type messageReader struct {
 	n0       int64     // bytes read by then
 	progress time.Time // when a read last returned bytes
 	drop     *time.Timer
-	dropped  atomic.Bool
+	state    atomic.Int32 // reading, finished or dropped
 }
+
+// messageReader states, past membudget.Small bytes.
+const (
+	reading int32 = iota
+	finished
+	dropped
+)
 
 // readInto reads the message into buf, after what buf holds.
 func (mr *messageReader) readInto(buf *bytes.Buffer) error {
@@ -83,13 +94,17 @@ func (mr *messageReader) readInto(buf *bytes.Buffer) error {
 	}
 	mr.taken, mr.n0, mr.progress = time.Now(), mr.n, time.Now()
 	mr.drop = time.AfterFunc(mr.stall, func() {
-		mr.dropped.Store(true)
-		mr.conn.Close()
+		if mr.state.CompareAndSwap(reading, dropped) {
+			mr.conn.Close()
+		}
 	})
 	_, err = buf.ReadFrom(mr)
-	if !mr.drop.Stop() || mr.dropped.Load() {
-		// Closed, or closing: the client hears nothing more, and the
-		// message, whole or not, is not stored.
+	mr.drop.Stop()
+	if !mr.state.CompareAndSwap(reading, finished) {
+		// Dropped: closed before Data returns, whatever the timer has
+		// done yet, so the client hears nothing more, and the message,
+		// whole or not, is not stored.
+		mr.conn.Close()
 		return errTooSlow
 	}
 	return err
@@ -98,6 +113,9 @@ func (mr *messageReader) readInto(buf *bytes.Buffer) error {
 // Read reads on past the first membudget.Small bytes, at most readChunk
 // at a time (go-smtp's reader fills all it is given before it returns).
 func (mr *messageReader) Read(p []byte) (int, error) {
+	if mr.state.Load() != reading {
+		return 0, errTooSlow
+	}
 	if len(p) > readChunk {
 		p = p[:readChunk]
 	}
@@ -110,7 +128,7 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 		}
 		mr.held += got
 	}
-	due := mr.taken.Add(mr.stall + time.Duration(mr.n-mr.n0+int64(len(p)))*time.Second/minRate)
+	due := mr.taken.Add(mr.stall + time.Duration(mr.n-mr.n0+int64(len(p)))*(time.Second/minRate))
 	if last := mr.progress.Add(mr.stall + time.Second); last.Before(due) {
 		due = last
 	}

@@ -72,9 +72,10 @@ type Config struct {
 	TLS *tls.Config
 	// Memory, when set, is taken from by a message once it passes
 	// membudget.Small bytes, for the rest of it (see messageReader). One
-	// that waits MemoryWait (default AcceptTimeout) for memory, or while
-	// holding some falls MemoryStall (default 30s) behind 16 KiB a second,
-	// is answered 451, and its sender retries.
+	// that waits MemoryWait (default AcceptTimeout) for memory is answered
+	// 451, and its sender retries; a client that, holding some, falls
+	// MemoryStall (default 30s) behind 32 KiB a second has its connection
+	// closed.
 	Memory                  *membudget.Budget
 	MemoryWait, MemoryStall time.Duration
 	// CheckSPF, when set, is asked at DATA whether ip may send for
@@ -314,15 +315,25 @@ func (s *session) Data(r io.Reader) error {
 	defer putBuffer(buf)
 	buf.Write(s.received(env))
 	trace := buf.Len()
-	mr := &messageReader{r: r, conn: conn, b: s.srv.cfg.Memory, declared: s.size,
+	// With BDAT, go-smtp may reset the session while this runs: what is
+	// logged is the envelope's copy.
+	size := s.size
+	mr := &messageReader{r: r, conn: conn, b: s.srv.cfg.Memory, declared: size,
 		largest: s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.MemoryWait, stall: s.srv.cfg.MemoryStall, ctx: s.ctx}
 	defer mr.release()
 	if err := mr.readInto(buf); err != nil {
+		var se *smtp.SMTPError
 		switch {
 		case errors.Is(err, errNoMemory):
-			s.log.Warn("limit: memory for large messages: deferring", "from", s.from, "size", s.size, "read", mr.n)
+			s.log.Warn("limit: memory for large messages: deferring", "from", env.MailFrom, "size", size, "read", mr.n)
 		case errors.Is(err, errTooSlow):
-			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", s.from, "read", mr.n)
+			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", env.MailFrom, "read", mr.n)
+		case !errors.As(err, &se) && !errors.Is(err, smtp.ErrTooLongLine):
+			// A timeout or a broken connection in the middle of the
+			// message: what is left of it must not be read as commands.
+			s.log.Warn("message cut short: connection closed", "from", env.MailFrom, "read", mr.n, "err", err)
+			io.WriteString(conn, "421 4.4.2 Message not received in time, closing connection\r\n")
+			conn.Close()
 		}
 		return toSMTP(err)
 	}

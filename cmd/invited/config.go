@@ -182,8 +182,8 @@ func (c *Config) Validate() error {
 	if c.MaxMessageBytes < 1024 || c.MaxRecipients < 1 || c.MaxInbound < 1 || c.MaxAttempts < 1 || c.SendWorkers < 1 || c.RelayConns < 1 {
 		errs = append(errs, errors.New("limits must be positive (max-message-bytes at least 1024)"))
 	}
-	if c.MaxMessageMemory < 0 {
-		errs = append(errs, errors.New("max-message-memory: 0 (no limit) or more"))
+	if c.MaxMessageMemory < 0 || c.MaxMessageMemory > 0 && c.MaxMessageMemory < 1<<20 {
+		errs = append(errs, errors.New("max-message-memory: 0 (no limit) or at least 1 MiB"))
 	}
 	return errors.Join(errs...)
 }
