@@ -328,9 +328,11 @@ func (s *session) Data(r io.Reader) error {
 			s.log.Warn("limit: memory for large messages: deferring", "from", env.MailFrom, "size", size, "read", mr.n)
 		case errors.Is(err, errTooSlow):
 			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", env.MailFrom, "read", mr.n)
-		case !errors.As(err, &se) && !errors.Is(err, smtp.ErrTooLongLine):
+		case !errors.As(err, &se) && !errors.Is(err, smtp.ErrTooLongLine) && !errors.Is(err, smtp.ErrDataReset):
 			// A timeout or a broken connection in the middle of the
 			// message: what is left of it must not be read as commands.
+			// (ErrDataReset: the client ended BDAT chunks with RSET, and
+			// go-smtp's reading is where it should be.)
 			s.log.Warn("message cut short: connection closed", "from", env.MailFrom, "read", mr.n, "err", err)
 			io.WriteString(conn, "421 4.4.2 Message not received in time, closing connection\r\n")
 			conn.Close()

@@ -486,4 +486,20 @@ func TestData_BDAT(t *testing.T) {
 	if n := db.QueueLen(pipeline.StageParse); n != 1 {
 		t.Errorf("parse queue %d, want 1", n)
 	}
+
+	// A client that ends its chunks with RSET aborts the message, not the
+	// session: the next one goes on the same connection. (With DATA: a
+	// BDAT straight after races, inside go-smtp 0.25.1, with the aborted
+	// message's reader on the connection's dataResult.)
+	expect("MAIL FROM:<a@example.org>\r\n", "250")
+	expect("RCPT TO:<create@invite.test>\r\n", "250")
+	expect(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1), "250")
+	expect("RSET\r\n", "250")
+	expect("MAIL FROM:<a@example.org>\r\n", "250")
+	expect("RCPT TO:<create@invite.test>\r\n", "250")
+	expect("DATA\r\n", "354")
+	expect(part1+".\r\n", "250")
+	if n := db.QueueLen(pipeline.StageParse); n != 2 {
+		t.Errorf("parse queue %d, want 2", n)
+	}
 }
