@@ -28,21 +28,25 @@ func TestParse_WaitsForMemory(t *testing.T) {
 	})
 	held, _ := mem.Acquire(context.Background(), 4<<20)
 
-	var large []string
-	request := func(i, size int) []byte {
+	// A REQUEST of about size bytes (an unfolded DESCRIPTION reads as well
+	// as a folded one), accepted.
+	accept := func(i, size int) (id string, n int) {
 		ics := setProp(testdata(t, weekly), "UID", fmt.Sprintf("%d-%s@example.org", i, strings.Repeat("u", 8)))
-		ics = setProp(ics, "DESCRIPTION", folded(strings.Repeat("long agenda ", size/12)))
-		return wrap(organizerOf(t, ics), "REQUEST", ics)
+		ics = setProp(ics, "DESCRIPTION", strings.Repeat("long agenda ", size/12))
+		org := organizerOf(t, ics)
+		raw := wrap(org, "REQUEST", ics)
+		return h.accept(org, "create@"+domain, raw), len(raw)
 	}
+	var large []string
 	for i, size := range []int{100 << 10, maxFreshMessage + 50<<10} {
-		raw := request(i, size)
-		if readWeight(len(raw)) == 0 {
-			t.Fatalf("a %d-byte message takes no memory", len(raw))
+		id, n := accept(i, size)
+		if readWeight(n) == 0 {
+			t.Fatalf("a %d-byte message takes no memory", n)
 		}
-		large = append(large, h.accept(organizerOf(t, string(raw)), "create@"+domain, raw))
+		large = append(large, id)
 	}
-	small := request(2, 100)
-	if m := h.outcome(h.accept(organizerOf(t, string(small)), "create@"+domain, small)); m.Status != store.MessageProcessed {
+	small, _ := accept(2, 100)
+	if m := h.outcome(small); m.Status != store.MessageProcessed {
 		t.Fatalf("the small message: %s %+v", m.Status, m.Notes)
 	}
 	h.eventually("the large messages put off", func() bool { return mem.Stats().Refused >= 2 })
@@ -97,25 +101,11 @@ func TestReadRaw_TakesMemory(t *testing.T) {
 // organizerOf is the ORGANIZER of ics.
 func organizerOf(t *testing.T, ics string) string {
 	t.Helper()
-	if i := strings.Index(ics, "BEGIN:VCALENDAR"); i > 0 {
-		ics = ics[i:]
-	}
 	cal, err := itip.ParseCalendar(strings.NewReader(ics))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cal.Events[0].Organizer.Email
-}
-
-// folded is s folded into iCalendar content lines.
-func folded(s string) string {
-	var b strings.Builder
-	for len(s) > 60 {
-		b.WriteString(s[:60] + "\r\n ")
-		s = s[60:]
-	}
-	b.WriteString(s)
-	return b.String()
 }
 
 // panickingResolver is a DNS that breaks the daemon's code.

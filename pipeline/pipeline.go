@@ -249,7 +249,8 @@ type outcome struct {
 	// (the next batch of a bulk file), which has not left the stage yet.
 	more bool
 	// memory is what the stage took from Config.Memory, given back once
-	// the outcome is written (or not).
+	// the outcome is written (or not). Only parse takes any, and parse is
+	// never run ahead; the stages run ahead of it read under its memory.
 	memory int64
 }
 
@@ -488,7 +489,6 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 				actx = context.WithValue(ctx, memoryHeldFor{}, j.Message)
 			}
 			next = p.ahead(actx, o.to, o.next)
-			defer func() { p.cfg.Memory.Release(aheadMemory(next)) }()
 		}
 		write := func(tx *store.Tx) error {
 			if err := tx.Done(j); err != nil {
@@ -572,23 +572,12 @@ func (p *Pipeline) work(ctx context.Context, st *stage, j *store.Job) {
 // the jobs it passed on in turn, or, when queue is set, nothing but the
 // job queued for its stage.
 type ranAhead struct {
-	stage  string
-	job    *store.Job // as passed on
-	write  func(*store.Tx) error
-	next   []*ranAhead
-	queue  bool
-	more   bool  // see outcome
-	memory int64 // see outcome
-}
-
-// aheadMemory is what the jobs of rs, and those they passed on, took from
-// Config.Memory.
-func aheadMemory(rs []*ranAhead) int64 {
-	var n int64
-	for _, r := range rs {
-		n += r.memory + aheadMemory(r.next)
-	}
-	return n
+	stage string
+	job   *store.Job // as passed on
+	write func(*store.Tx) error
+	next  []*ranAhead
+	queue bool
+	more  bool // see outcome
 }
 
 // queued is jobs passed on to stage to, to be queued there.
@@ -624,7 +613,6 @@ func (p *Pipeline) ahead(ctx context.Context, to string, jobs []*store.Job) []*r
 			r.write, r.queue = func(tx *store.Tx) error { return p.rejected(tx, &j, rej) }, false
 		case err == nil:
 			r.write, r.next, r.queue, r.more = o.apply, p.ahead(ctx, o.to, o.next), false, o.more
-			r.memory = o.memory
 		}
 	}
 	return rs

@@ -50,7 +50,8 @@ type messageReader struct {
 	stall    time.Duration
 	ctx      context.Context
 
-	n        int64 // bytes read
+	first    io.LimitedReader // the first membudget.Small bytes (a field: no allocation of its own)
+	n        int64            // bytes read
 	held     int64
 	taken    time.Time // when the memory was taken
 	n0       int64     // bytes read by then
@@ -68,10 +69,10 @@ const (
 
 // readInto reads the message into buf, after what buf holds.
 func (mr *messageReader) readInto(buf *bytes.Buffer) error {
-	first := &io.LimitedReader{R: mr.r, N: membudget.Small + 1}
-	n, err := buf.ReadFrom(first)
+	mr.first = io.LimitedReader{R: mr.r, N: membudget.Small + 1}
+	n, err := buf.ReadFrom(&mr.first)
 	mr.n = n
-	if err != nil || first.N > 0 { // an error, or the whole message
+	if err != nil || mr.first.N > 0 { // an error, or the whole message
 		return err
 	}
 	if mr.b == nil {

@@ -19,30 +19,9 @@ import (
 	"github.com/invited/invited/store"
 )
 
-// sendSized sends body to create@, declaring size (SIZE=) unless it is 0,
-// and returns the id the 250 names or the error.
+// sendSized sends body to create@, declaring size (SIZE=) unless it is 0.
 func sendSized(c *smtp.Client, body string, size int64) (string, error) {
-	var opts *smtp.MailOptions
-	if size > 0 {
-		opts = &smtp.MailOptions{Size: size}
-	}
-	if err := c.Mail("a@example.org", opts); err != nil {
-		return "", err
-	}
-	if err := c.Rcpt("create@invite.test", nil); err != nil {
-		return "", err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return "", err
-	}
-	io.WriteString(w, body)
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return "", err
-	}
-	_, id, _ := strings.Cut(resp.StatusText, "queued as ")
-	return id, nil
+	return trySend(c, "a@example.org", body, size, "create@invite.test")
 }
 
 // largeBody is a message of about size bytes, lines of letter.

@@ -156,28 +156,42 @@ func send(t *testing.T, c *smtp.Client, from string, rcpts ...string) string {
 // sendBody sends body and returns the id the 250 names.
 func sendBody(t *testing.T, c *smtp.Client, from, body string, rcpts ...string) string {
 	t.Helper()
-	if err := c.Mail(from, nil); err != nil {
+	id, err := trySend(c, from, body, 0, rcpts...)
+	if err != nil {
 		t.Fatal(err)
+	}
+	return id
+}
+
+// trySend sends body, declaring size (SIZE=) unless it is 0, and returns
+// the id the 250 names or the error.
+func trySend(c *smtp.Client, from, body string, size int64, rcpts ...string) (string, error) {
+	var opts *smtp.MailOptions
+	if size > 0 {
+		opts = &smtp.MailOptions{Size: size}
+	}
+	if err := c.Mail(from, opts); err != nil {
+		return "", err
 	}
 	for _, r := range rcpts {
 		if err := c.Rcpt(r, nil); err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 	}
 	w, err := c.Data()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	io.WriteString(w, body)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	_, id, ok := strings.Cut(resp.StatusText, "queued as ")
 	if !ok {
-		t.Fatalf("250 text %q", resp.StatusText)
+		return "", fmt.Errorf("250 text %q", resp.StatusText)
 	}
-	return id
+	return id, nil
 }
 
 // stored reads message id from db.
