@@ -87,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: invited serve [flags]\n\nRuns the daemon. Each flag can also be set by the INVITED_* variable named,\nor by the same key (with _ for -) in the TOML file given by --config.\nFlags win over variables, variables over the file.")
-		fmt.Fprintf(stderr, "\nGo's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own), and GOMAXPROCS how many\nthreads run Go code at once (here by default one more than the CPUs Go\nwould use).\n\nFlags:\n", tune.GCPercent, tune.MemoryLimit>>20, tune.LimitedGCPercent)
+		fmt.Fprintf(stderr, "\nGo's GOGC and GOMEMLIMIT tune garbage collection (here by default %d\nand %dMiB; GOGC %d with a GOMEMLIMIT of your own), and GOMAXPROCS how many\nthreads run Go code at once (here by default one more than the CPUs,\nunless a CPU quota holds Go to fewer; then Go's own default).\n\nFlags:\n", tune.GCPercent, tune.MemoryLimit>>20, tune.LimitedGCPercent)
 		fs.PrintDefaults()
 	}
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until the daemon stops (for finding what is slow)")

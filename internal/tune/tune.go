@@ -32,7 +32,8 @@ func Runtime(getenv func(string) string) {
 }
 
 // procs runs Go code on one thread more than Go's default (the CPUs
-// available), unless GOMAXPROCS says otherwise.
+// available), unless GOMAXPROCS says otherwise or a CPU quota holds Go's
+// default below the machine's CPUs (see threads).
 //
 // The committer that every writer waits on spends half its time in
 // fdatasync. While it is in the call, the runtime hands its thread's turn
@@ -41,14 +42,31 @@ func Runtime(getenv func(string) string) {
 // its writers and start the next commit. With a spare turn it more often
 // goes straight on: in a trace of the bench's highest applied run on two
 // CPUs, the committer waited to run 15% of its time with two, 9% with
-// three. Setting it stops the runtime from following later changes of
-// the CPU limit, which a restart picks up. Go's default already counts a
-// container's CPU quota, but never below two: under a quota of one CPU or
-// less, three threads take turns at it, so set GOMAXPROCS there.
+// three.
 func procs(getenv func(string) string) {
-	if getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	if getenv("GOMAXPROCS") != "" {
+		return
 	}
+	if n, def := runtime.GOMAXPROCS(0), runtime.NumCPU(); threads(n, def) != n {
+		runtime.GOMAXPROCS(threads(n, def))
+	}
+}
+
+// threads is how many threads run Go code, given Go's default and the
+// CPUs the machine lets the process use. Go's default counts a
+// container's CPU quota (rounded up, never below two), and a quota is
+// time on the CPUs, not CPUs: with a thread more than the quota, the
+// process spends its share sooner and is then held until the next period,
+// committer and all. So the thread is added only where Go's default is
+// the CPUs themselves, and under a quota Go's default stays, and follows
+// the quota when it changes (setting GOMAXPROCS stops that). Go's default
+// cannot show a quota of up to two CPUs on a machine of two (it is two
+// either way): there, set GOMAXPROCS.
+func threads(def, cpus int) int {
+	if def < cpus {
+		return def
+	}
+	return def + 1
 }
 
 // gc sets the garbage collector's defaults, leaving what GOGC and
