@@ -47,8 +47,9 @@ func procs(getenv func(string) string) {
 	if getenv("GOMAXPROCS") != "" {
 		return
 	}
-	if n, def := runtime.GOMAXPROCS(0), runtime.NumCPU(); threads(n, def) != n {
-		runtime.GOMAXPROCS(threads(n, def))
+	def := runtime.GOMAXPROCS(0)
+	if n := threads(def, runtime.NumCPU()); n != def {
+		runtime.GOMAXPROCS(n)
 	}
 }
 
