@@ -297,3 +297,54 @@ func TestData_MemorySlowClientGoes(t *testing.T) {
 	}
 	storedWhole(t, db, id, body)
 }
+
+// A BDAT message given up (RSET) while it waits for memory stops waiting
+// at once, instead of holding its place in the budget's queue for
+// MemoryWait; nothing of it is stored, and the connection goes on.
+func TestData_MemoryWaitGivenUp(t *testing.T) {
+	mem := membudget.New(1 << 20)
+	addr, db := serve(t, smtpd.Config{Memory: mem, MemoryWait: time.Minute}, 0)
+	held, _ := mem.Acquire(context.Background(), 1<<20)
+	defer mem.Release(held)
+	c := dialRaw(t, addr)
+	c.replies(1)
+	c.send("EHLO client.test\r\n")
+	c.replies(1)
+	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<create@invite.test>\r\n")
+	c.replies(2)
+	// One byte more than is read without memory: the whole chunk is read,
+	// and the message then waits for the rest of its memory.
+	chunk := exactBody(membudget.Small + 1)
+	c.send(fmt.Sprintf("BDAT %d\r\n%s", len(chunk), chunk))
+	if got := c.replies(1)[0]; got != "250" {
+		t.Fatalf("reply to the chunk: %s", got)
+	}
+	waiting := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for mem.Stats().Waiting != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("budget stats %+v, want %d waiting", mem.Stats(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waiting(1)
+	c.send("RSET\r\n")
+	if got := c.replies(1)[0]; got != "250" {
+		t.Fatalf("reply to RSET: %s", got)
+	}
+	waiting(0)
+	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n")
+	c.replies(3)
+	c.send(msg + ".\r\n")
+	if got := c.replies(1)[0]; got != "250" {
+		t.Fatalf("reply to the next message: %s", got)
+	}
+	if n := countMessages(t, db); n != 1 {
+		t.Errorf("%d messages stored, want the last one only", n)
+	}
+	if s := mem.Stats(); s.Held != 1<<20 || s.Refused != 0 {
+		t.Errorf("budget stats %+v, want only the test's hold", s)
+	}
+}

@@ -256,9 +256,24 @@ type session struct {
 	size     int64 // declared in MAIL FROM (SIZE=), or 0
 	rcpt     []string
 	messages int
+
+	mu      sync.Mutex
+	reading context.Context    // while Data reads a message: its own
+	abort   context.CancelFunc // gives it up
 }
 
+// Reset ends a transaction. With BDAT, go-smtp calls it while Data still
+// reads the message the client gave up (RSET, or a chunk too large): Data
+// is told to give it up as well, rather than wait on for memory it no
+// longer needs. (go-smtp hands the connection's next BDAT a result
+// channel of its own, and Data's late answer would land in it; the
+// sooner Data ends, the less likely that is.)
 func (s *session) Reset() {
+	s.mu.Lock()
+	if s.abort != nil {
+		s.abort()
+	}
+	s.mu.Unlock()
 	s.from, s.size, s.rcpt = "", 0, nil
 }
 
@@ -318,12 +333,26 @@ func (s *session) Data(r io.Reader) error {
 	// With BDAT, go-smtp may reset the session while this runs: what is
 	// logged is the envelope's copy.
 	size := s.size
+	read, abort := context.WithCancel(s.ctx)
+	defer abort()
+	s.mu.Lock()
+	s.reading, s.abort = read, abort
+	s.mu.Unlock()
 	mr := &messageReader{r: r, conn: conn, b: s.srv.cfg.Memory, declared: size,
-		largest: s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.MemoryWait, stall: s.srv.cfg.MemoryStall, ctx: s.ctx}
+		largest: s.srv.cfg.MaxMessageBytes, wait: s.srv.cfg.MemoryWait, stall: s.srv.cfg.MemoryStall, ctx: read}
 	defer mr.release()
-	if err := mr.readInto(buf); err != nil {
+	err := mr.readInto(buf)
+	s.mu.Lock()
+	if s.reading == read { // a message given up may end after the next began
+		s.reading, s.abort = nil, nil // read: the client's no more to give up
+	}
+	s.mu.Unlock()
+	if err != nil {
 		var se *smtp.SMTPError
 		switch {
+		case read.Err() != nil && s.ctx.Err() == nil:
+			s.log.Info("BDAT message given up (RSET, or a chunk past the size limit)", "from", env.MailFrom, "read", mr.n)
+			return toSMTP(smtp.ErrDataReset)
 		case errors.Is(err, errNoMemory):
 			s.log.Warn("limit: memory for large messages: deferring", "from", env.MailFrom, "size", size, "read", mr.n)
 		case errors.Is(err, errTooSlow):

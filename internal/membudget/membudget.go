@@ -8,6 +8,7 @@ package membudget
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
@@ -49,7 +50,9 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (int64, error) {
 		err := b.sem.Acquire(ctx, n)
 		b.waiting.Add(-1)
 		if err != nil {
-			b.refused.Add(1)
+			if !errors.Is(err, context.Canceled) { // given up is not refused
+				b.refused.Add(1)
+			}
 			return 0, err
 		}
 	}
@@ -100,8 +103,8 @@ func (b *Budget) Release(n int64) {
 type Stats struct {
 	Max, Held, Peak int64
 	// Waiting is how many wait for bytes now; Refused how many were
-	// refused since the start: their wait ended, or TryAcquire found too
-	// little free.
+	// refused since the start: their wait timed out, or TryAcquire found
+	// too little free (a wait cancelled, given up, is not counted).
 	Waiting int64
 	Refused uint64
 }

@@ -26,6 +26,12 @@ func TestBudget_TakesGivesBackAndWaits(t *testing.T) {
 	if got, err := b.Acquire(short, 1); got != 0 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire on a full budget = %d, %v; want 0 and the deadline", got, err)
 	}
+	// One given up (cancelled) takes nothing and is not counted refused.
+	gone, give := context.WithCancel(ctx)
+	give()
+	if got, err := b.Acquire(gone, 1); got != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Acquire given up on a full budget = %d, %v; want 0 and cancelled", got, err)
+	}
 
 	// A waiter is let in once enough is given back.
 	done := make(chan int64)
