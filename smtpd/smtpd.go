@@ -350,13 +350,13 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		var se *smtp.SMTPError
 		switch {
+		case errors.Is(err, errTooSlow):
+			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", env.MailFrom, "read", mr.n)
 		case read.Err() != nil && s.ctx.Err() == nil:
 			s.log.Info("BDAT message given up (RSET, or a chunk past the size limit)", "from", env.MailFrom, "read", mr.n)
 			return toSMTP(smtp.ErrDataReset)
 		case errors.Is(err, errNoMemory):
 			s.log.Warn("limit: memory for large messages: deferring", "from", env.MailFrom, "size", size, "read", mr.n)
-		case errors.Is(err, errTooSlow):
-			s.log.Warn("limit: a large message arriving too slowly: connection closed", "from", env.MailFrom, "read", mr.n)
 		case !errors.As(err, &se) && !errors.Is(err, smtp.ErrTooLongLine) && !errors.Is(err, smtp.ErrDataReset):
 			// A timeout or a broken connection in the middle of the
 			// message: what is left of it must not be read as commands.
