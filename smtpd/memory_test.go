@@ -240,11 +240,8 @@ func TestData_MemoryStall(t *testing.T) {
 			if b, err := io.ReadAll(c.r); len(b) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("a stalled large message got %q, %v; want the connection closed", b, err)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for mem.Stats().Held != 0 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			if s := mem.Stats(); s.Held != 0 || s.Peak == 0 {
+			eventually(t, "the memory given back", func() bool { return mem.Stats().Held == 0 })
+			if s := mem.Stats(); s.Peak == 0 {
 				t.Errorf("budget stats %+v: want memory taken, then given back", s)
 			}
 			if n := db.QueueLen(pipeline.StageParse); n != 0 {
@@ -319,22 +316,12 @@ func TestData_MemoryWaitGivenUp(t *testing.T) {
 	if got := c.replies(1)[0]; got != "250" {
 		t.Fatalf("reply to the chunk: %s", got)
 	}
-	waiting := func(want int64) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for mem.Stats().Waiting != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("budget stats %+v, want %d waiting", mem.Stats(), want)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waiting(1)
+	eventually(t, "waiting for memory", func() bool { return mem.Stats().Waiting == 1 })
 	c.send("RSET\r\n")
 	if got := c.replies(1)[0]; got != "250" {
 		t.Fatalf("reply to RSET: %s", got)
 	}
-	waiting(0)
+	eventually(t, "done waiting", func() bool { return mem.Stats().Waiting == 0 })
 	c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<create@invite.test>\r\nDATA\r\n")
 	c.replies(3)
 	c.send(msg + ".\r\n")

@@ -374,25 +374,32 @@ func greeting(t *testing.T, addr string) string {
 	return string(b)
 }
 
+// eventually polls cond until it holds, failing the test after 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after 5 s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // eventuallyDial waits until a connection is let in (the server notices
 // closed connections asynchronously).
 func eventuallyDial(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := smtp.Dial(addr)
-		if err == nil {
-			if err = c.Hello("client.test"); err == nil {
-				c.Close()
-				return
-			}
-			c.Close()
+	var err error
+	eventually(t, "a connection let in after the others closed", func() bool {
+		var c *smtp.Client
+		if c, err = smtp.Dial(addr); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no connection let in after the others closed: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer c.Close()
+		err = c.Hello("client.test")
+		return err == nil
+	})
 }
 
 func TestDataTimeout(t *testing.T) {

@@ -21,8 +21,7 @@ func (b *bench) large(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	uids := newUIDSource(b.run, "large")
-	msg := func() []byte { return tmpl.message(uids.next()) }
+	msg := b.requestsOf(tmpl, "large")
 	size := len(msg())
 	for _, declare := range []bool{true, false} {
 		b.prog.Update("clients declaring the size: %v", declare)

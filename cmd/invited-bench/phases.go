@@ -20,9 +20,12 @@ func startRelay() (*smtptest.Server, error) {
 
 // requests returns a source of REQUEST messages, each with a calendar UID
 // of its own for phase.
-func (b *bench) requests(phase string) func() []byte {
+func (b *bench) requests(phase string) func() []byte { return b.requestsOf(b.tmpl, phase) }
+
+// requestsOf is requests from template t.
+func (b *bench) requestsOf(t *requestTemplate, phase string) func() []byte {
 	uids := newUIDSource(b.run, phase)
-	return func() []byte { return b.tmpl.message(uids.next()) }
+	return func() []byte { return t.message(uids.next()) }
 }
 
 // ceilings is step 1. When step 2 runs too, go-smtp at the most sessions
